@@ -1,0 +1,3 @@
+from realtime_hmr.cli import main
+
+raise SystemExit(main())

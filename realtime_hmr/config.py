@@ -1,0 +1,99 @@
+"""One frozen configuration tree; each component receives only its own part.
+
+Values come from the defaults below, then an optional TOML file (``--config FILE.toml``, sections named as the
+fields of :class:`Config`), then command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    source: str = "0"
+    realtime: bool = False  # files: drop frames to keep up with the clock instead of processing every frame
+    reconnect_attempts: int = 5
+    reconnect_delay_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    max_persons: int = 4
+    detect_every: int = 10  # run the person detector every N frames, or when a track is lost
+    min_detection_score: float = 0.5
+    min_presence: float = 0.5
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    mode: str = "deterministic"  # deterministic | stochastic
+    samples: int = 10
+    steps: int = 5
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    # One Euro filters (realtime_hmr/filters.py); defaults chosen with benchmarks/bench_smoothing.py on a real clip
+    enabled: bool = True
+    min_cutoff: float = 2.0  # Hz, points (joints, vertices, translation)
+    beta: float = 1.0  # per m/s of speed
+    d_cutoff: float = 1.0  # Hz
+    rot_min_cutoff: float = 2.0  # Hz, bone rotations
+    rot_beta: float = 0.2  # per rad/s of angular speed
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    zmq: str | None = "tcp://127.0.0.1:5555"
+    osc: str | None = None  # host:port
+    vmc: str | None = None  # host:port; person k goes to port + k
+    send_vertices: bool = True
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    backend: str = "auto"  # auto | onnxruntime | torch | tensorrt
+    device: str = "cpu"  # cpu | cuda
+    threads: int = 0  # 0: the backend's default
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def replace(self, section: str, **changes) -> Config:
+        """A copy with some fields of one section changed (unknown names raise TypeError)."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Defaults, overridden by a TOML file when given. Unknown sections or keys are errors, not silently ignored."""
+    cfg = Config()
+    if path is None:
+        return cfg
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    sections = {f.name for f in dataclasses.fields(Config)}
+    for name, values in data.items():
+        if name not in sections or not isinstance(values, dict):
+            raise ValueError(f"{path}: unknown config section [{name}]; known: {sorted(sections)}")
+        known = {f.name for f in dataclasses.fields(getattr(cfg, name))}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown keys in [{name}]: {sorted(unknown)}; known: {sorted(known)}")
+        cfg = cfg.replace(name, **values)
+    return cfg

@@ -1,0 +1,43 @@
+"""Plain data passed between stages (layer 0: stdlib and numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One captured image. ``t`` is the capture time in seconds on the monotonic clock of the process."""
+
+    image: np.ndarray  # HxWx3 uint8, BGR
+    t: float
+    seq: int
+    source_t: float | None = None  # the source's own timestamp (camera or file position), seconds
+
+
+@dataclass
+class Person:
+    """One person found in a frame: box, 2D/3D landmarks and, once a mesh model has run, the body."""
+
+    id: int
+    box: np.ndarray  # (4,) x0, y0, x1, y1 in pixels
+    score: float
+    landmarks_2d: np.ndarray | None = None  # (33, 3) x, y in pixels, relative depth
+    landmarks_world: np.ndarray | None = None  # (33, 3) metres, hip-centred
+    visibility: np.ndarray | None = None  # (33,)
+    body: BodyResult | None = None
+
+
+@dataclass
+class BodyResult:
+    """A recovered body in camera space (metres, OpenCV camera axes: x right, y down, z forward)."""
+
+    joints: np.ndarray  # (24, 3)
+    vertices: np.ndarray | None = None  # (V, 3)
+    rotations: np.ndarray | None = None  # (n_bones, 4) local quaternions x, y, z, w
+    translation: np.ndarray | None = None  # (3,) root position
+    confidence: np.ndarray | None = None  # (24,)
+    vertex_uncertainty: np.ndarray | None = None  # (V,) metres, stochastic mode only
+    extras: dict = field(default_factory=dict)
