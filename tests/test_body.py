@@ -26,9 +26,9 @@ def test_asset_contents(body):
     assert body.joint_names == SMPL24 and len(SMPL24) == 24
     np.testing.assert_allclose(np.asarray(body.weights.sum(1)).ravel(), 1.0, atol=1e-5)
     for kind, names in (("smpl24", SMPL24), ("coco17", COCO17), ("mediapipe33", MEDIAPIPE33)):
-        idx, w = body._regressors[kind]
-        assert idx.shape[0] == len(names) and (w >= 0).all()
-        np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+        J = body._regressors[kind]
+        assert J.shape == (len(names), body.n_vertices) and (J.data >= 0).all()
+        np.testing.assert_allclose(np.asarray(J.sum(1)).ravel(), 1.0, atol=1e-5)
     meta = body.meta
     assert meta["anny_version"] and "build_body" in meta["command"]
     assert set(body.humanoid_names) - {""} == set(HUMANOID)

@@ -64,7 +64,7 @@ class InverseKinematics:
         self._laplacian = np.zeros((3 * B + 1, 3 * B + 1))
         for j in range(3):
             self._laplacian[j * B:(j + 1) * B, j * B:(j + 1) * B] = L
-        self._mean = self._factor(self._template, body.heads0)
+        self._mean = self._factor(np.zeros(body.n_betas))
         # Phi is linear in the rest vertices and heads: the part each shape direction adds (root column dropped)
         self._shape_designs = [self.design(self._shape_dirs[k], body.heads_dirs[k])[:, :-1] for k in range(body.n_betas)]
         self._solver_for = lru_cache(maxsize=cache)(self._solver_for_key)
@@ -81,26 +81,28 @@ class InverseKinematics:
         blocks.append(sparse.csr_matrix(np.ones((len(X), 1))))
         return sparse.hstack(blocks).tocsr()
 
-    def _factor(self, X: np.ndarray, heads: np.ndarray):
-        Phi = self.design(X, heads)
+    def _factor(self, betas: np.ndarray):
+        """Everything the solve needs for one shape: Phi, its factorised normal matrix, subset rest vertices, heads
+        and rest orientations."""
+        b = self.body
+        X = self._template + np.einsum("k,kvd->vd", betas, self._shape_dirs)
+        heads, R = b.rest_frame(betas[None])
+        Phi = self.design(X, heads[0])
         N = (Phi.T @ Phi).toarray()
         scale = np.trace(N) / len(N)
         N += self.lam * scale * self._laplacian
         N[np.diag_indices_from(N)] += 1e-12 * scale
-        return Phi, cho_factor(N)
+        return Phi, cho_factor(N), X, heads[0], R[0]
 
     def _solver_for_key(self, key: bytes):
-        betas = np.frombuffer(key, dtype=np.float64)
-        b = self.body
-        return self._factor(self._template + np.einsum("k,kvd->vd", betas, self._shape_dirs),
-                            b.heads0 + np.einsum("k,kbd->bd", betas, b.heads_dirs))
+        return self._factor(np.frombuffer(key, dtype=np.float64))
 
     def solver(self, betas: np.ndarray):
         return self._mean if not np.any(betas) else self._solver_for(np.ascontiguousarray(betas, np.float64).tobytes())
 
     def rotations(self, Y: np.ndarray, solver) -> tuple[np.ndarray, np.ndarray]:
         """Skinning rotations G (B, 3, 3) of one mesh's subset (S, 3), and the same as solve unknowns Z (3B, 3)."""
-        Phi, fac = solver
+        Phi, fac = solver[:2]
         B = self.body.n_bones
         Z = cho_solve(fac, Phi.T @ Y)
         G = kin.special_procrustes(Z[: 3 * B].reshape(3, B, 3).transpose(1, 2, 0))
@@ -124,13 +126,17 @@ class InverseKinematics:
         Ys = Y[:, self.subset]
         betas = np.zeros((n, b.n_betas)) if betas is None else np.array(betas, np.float64)
         G = np.empty((n, b.n_bones, 3, 3))
+        X = np.empty((n, len(self.subset), 3))
+        heads = np.empty((n, b.n_bones, 3))
+        R = np.empty((n, b.n_bones, 3, 3))
         for i in range(n):
-            G[i], Zg = self.rotations(Ys[i], self.solver(betas[i]))
+            solver = self.solver(betas[i])
+            G[i], Zg = self.rotations(Ys[i], solver)
             for _ in range(iterations if fit_shape else 0):
                 betas[i] = self.shape(Ys[i], Zg)
-                G[i], Zg = self.rotations(Ys[i], self.solver(betas[i]))
-        _, heads, R = b.rest(betas)
-        X = self._template + np.einsum("nk,kvd->nvd", betas, self._shape_dirs)
+                solver = self.solver(betas[i])
+                G[i], Zg = self.rotations(Ys[i], solver)
+            X[i], heads[i], R[i] = solver[2:]
         D = kin.deltas_from_global(G, R, b.reference, b.bone_parents)
         W, T = kin.forward(D, np.zeros((n, 3)), R, heads, b.reference, b.bone_parents, b.levels)
         shift = (Ys - kin.blend(T, self._weights, X)).mean(1)  # every transform moves with the root's translation

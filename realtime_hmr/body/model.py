@@ -52,9 +52,11 @@ class Body:
         rows = np.repeat(np.arange(V), idx.shape[1])
         self.weights = sparse.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(V, B))
         self.weights.eliminate_zeros()
-        self._regressors = {
-            kind: (a[f"reg_{kind}_idx"].astype(np.int64), a[f"reg_{kind}_w"].astype(np.float64)) for kind in JOINT_KINDS
-        }
+        self._regressors = {}
+        for kind in JOINT_KINDS:
+            idx, w = a[f"reg_{kind}_idx"].astype(np.int64), a[f"reg_{kind}_w"].astype(np.float64)
+            rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+            self._regressors[kind] = sparse.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(len(idx), V))
         self.landmark_names = {"smpl24": self.joint_names, "coco17": [str(s) for s in a["coco17_names"]],
                                "mediapipe33": [str(s) for s in a["mediapipe33_names"]]}
         self.levels = kin.levels_of(self.bone_parents)
@@ -97,11 +99,15 @@ class Body:
     def rest(self, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rest vertices (n, V, 3), heads (n, B, 3) and orientations (n, B, 3, 3) of bodies with shape ``betas``."""
         verts = self.template + np.einsum("nk,kvd->nvd", betas, self.shape_dirs)
+        return (verts, *self.rest_frame(betas))
+
+    def rest_frame(self, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rest bone heads (n, B, 3) and orientations (n, B, 3, 3): procrustes of a linear blend, as Anny does."""
         heads = self.heads0 + np.einsum("nk,kbd->nbd", betas, self.heads_dirs)
         R = kin.special_procrustes(self.orient0 + np.einsum("nk,kbij->nbij", betas, self.orient_dirs))
         if self.root_identity:
             R[:, 0] = np.eye(3)
-        return verts, heads, R
+        return heads, R
 
     # -- posing ----------------------------------------------------------------------------------------------------
     def pose(self, rotations, translation=None, betas=None) -> tuple[np.ndarray, np.ndarray]:
@@ -128,8 +134,10 @@ class Body:
         v = np.asarray(vertices)
         if v.ndim < 2 or v.shape[-2:] != (self.n_vertices, 3):
             raise ValueError(f"vertices: expected shape (..., {self.n_vertices}, 3), got {v.shape}")
-        idx, w = self._regressors[kind]
-        return np.einsum("ks,...ksd->...kd", w, v[..., idx, :])
+        J = self._regressors[kind]
+        lead = v.shape[:-2]
+        flat = np.moveaxis(v.reshape(-1, self.n_vertices, 3), 1, 0).reshape(self.n_vertices, -1)
+        return np.moveaxis((J @ flat).reshape(J.shape[0], -1, 3), 0, 1).reshape(*lead, J.shape[0], 3)
 
     # -- inverse kinematics ----------------------------------------------------------------------------------------
     @cached_property
