@@ -42,7 +42,7 @@ def main(n: int = 200, seed: int = 123) -> None:
         v2 = body.skin(r.rotations, r.translation, r.betas)
         err[name] = stats(np.linalg.norm(v2 - v, axis=-1).mean(1) * 1e3)
     bones = [body.bone_names.index(SMPL24_BONES[j]) for j in SMPL24]
-    jerr = np.linalg.norm(body.joints(v) - W[:, bones, 3], axis=-1) * 1e3  # (n, 24)
+    jerr = np.linalg.norm(body.joints(v) - W[:, bones][..., 3], axis=-1) * 1e3  # (n, 24)
     out = {
         "n_meshes": n, "seed": seed, "pose_sampler": "realtime_hmr.train.build_body.random_poses",
         "shapes": "betas ~ N(0, 1)",

@@ -19,7 +19,7 @@ LAYERS = {
     "capture": 1, "crop": 1, "track": 1, "filters": 1, "record": 1, "preview": 1, "body": 1, "metrics": 1,
     "models": 2, "runtime": 2,
     "detect": 3, "landmarks": 3, "mesh": 3, "stream": 3,
-    "pipeline": 4,
+    "pipeline": 4, "live": 4,
     "cli": 5, "__main__": 5, "__init__": 5, "api": 5,
     "train": 6,  # the side layer: reproduces and evaluates artifacts; may use every layer below the entry points
 }

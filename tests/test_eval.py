@@ -1,0 +1,67 @@
+"""eval synthetic: scoring helpers (hand-computed) and a 2-person end-to-end run of the report's fields."""
+
+import numpy as np
+import pytest
+
+from realtime_hmr.train.evaluate import HIPS12, MP12, SMPL12, limb_errors, score_mesh
+
+
+def test_joint_subsets_name_the_same_joints():
+    from realtime_hmr.body import Body
+
+    b = Body.load()
+    mp = [b.landmark_names["mediapipe33"][i] for i in MP12]
+    smpl = [b.joint_names[i] for i in SMPL12]
+    assert mp == smpl  # both use left_shoulder ... right_ankle
+    assert [mp[i] for i in HIPS12] == ["left_hip", "right_hip"]
+
+
+def test_limb_errors_hand_computed():
+    gt = np.zeros((1, 12, 3))
+    gt[0, :, 0] = np.arange(12)
+    pred = gt + [0.0, 0.0, 5.0]  # a translation: hip-midpoint alignment removes it
+    e, pa = limb_errors(pred, gt)
+    np.testing.assert_allclose([e[0], pa[0]], [0.0, 0.0], atol=1e-12)
+    pred = gt.copy()
+    pred[0, 0] += [0.0, 0.12, 0.0]  # one shoulder 12 cm off, hips untouched: 1 cm mean over 12 joints
+    e, _ = limb_errors(pred, gt)
+    assert e[0] == pytest.approx(0.01)
+
+
+def test_score_mesh():
+    rng = np.random.default_rng(0)
+    j = rng.normal(size=(2, 24, 3))
+    v = rng.normal(size=(2, 100, 3))
+    s = score_mesh(j + 1.0, j, v + 1.0, v)  # shifted as a whole: all zero after pelvis alignment
+    for k in ("mpjpe", "pa_mpjpe", "pve"):
+        np.testing.assert_allclose(s[k], 0.0, atol=1e-12)
+    s = score_mesh(j, j, v + [0.0, 0.0, 0.003], v)
+    np.testing.assert_allclose(s["pve"], 0.003, atol=1e-12)
+
+
+def test_eval_synthetic_report_fields(tmp_path):
+    for m in ("moderngl", "mediapipe", "anny", "torch"):
+        pytest.importorskip(m)
+    from realtime_hmr.train import render
+
+    try:
+        render.create_context("egl").release()
+    except Exception as e:  # noqa: BLE001 - any EGL failure means: no renderer here
+        pytest.skip(f"moderngl EGL context unavailable: {e}")
+    import json
+
+    from realtime_hmr.cli import main
+
+    report = tmp_path / "r.json"
+    assert main(["eval", "synthetic", "--n", "2", "--seed", "11", "--width", "192", "--height", "144",
+                 "--no-progress", "--report", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert r["n"] == 2 and 0 <= r["detected"] <= 2
+    for k in ("pve_mm", "mpjpe_mm", "pa_mpjpe_mm"):
+        assert k in r
+    if r["mpjpe_mm"] is None:
+        assert r["reason"]
+    b = r["baseline"]["mediapipe_world"]
+    assert {"mpjpe_mm", "pa_mpjpe_mm", "detected"} <= set(b)
+    if b["detected"]:
+        assert 0 < b["pa_mpjpe_mm"] <= b["mpjpe_mm"] * 1.5 and b["mpjpe_mm"] < 1000

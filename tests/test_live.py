@@ -1,0 +1,131 @@
+"""The assembled live loop: ``realtime-hmr demo`` and ``run`` end to end on the bundled clip, and their errors."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+DEMO = REPO / "realtime_hmr" / "assets" / "demo" / "demo.mp4"
+pytestmark = pytest.mark.skipif(not DEMO.exists(), reason="no demo clip shipped")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "realtime_hmr", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def test_demo_writes_preview_recording_report_and_streams(tmp_path):
+    import zmq
+
+    from realtime_hmr.stream import schema
+
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    got = []
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVTIMEO, 200)
+    sub.connect(addr)
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            try:
+                got.append(schema.decode(sub.recv()))
+            except zmq.Again:
+                pass
+
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
+    out = cli("demo", "--max-frames", "40", "--zmq", addr, "--no-progress", "--report", "r.json", cwd=tmp_path)
+    stop.set()
+    th.join(2)
+    sub.close()
+    assert out.returncode == 0, out.stderr
+    d = tmp_path / "realtime_hmr_demo"
+    assert (d / "preview.mp4").stat().st_size > 10_000
+    rep = json.loads((d / "report.json").read_text())
+    for k in ("frames", "frames_with_person", "persons_max", "fps", "latency_ms", "dropped_frames", "backend",
+              "device"):
+        assert k in rep, k
+    assert rep["frames"] == 40 and rep["frames_with_person"] >= 30 and rep["persons_max"] >= 1
+    assert {"p50", "p95", "per_stage"} <= set(rep["latency_ms"]) and "perception" in rep["latency_ms"]["per_stage"]
+    with np.load(d / "recording.npz", allow_pickle=False) as z:
+        assert len(np.unique(z["frame_seq"])) == 40 and len(z["person_id"]) >= 30
+    frames = [m for m in got if m.topic.startswith("hmr.frame") or m.topic.startswith("hmr.pose")]
+    assert frames, f"no frames received on {addr}"
+    m = frames[-1]
+    lm = m.array("landmarks_2d")
+    assert m.header["ids"] and lm.shape[0] == len(m.header["ids"]) and lm.shape[1] == 33
+    assert np.isfinite(lm).all() and (lm[..., 0] >= -50).all() and (lm[..., 0] <= 690).all()  # pixels of 640 wide
+
+
+def test_run_with_unreadable_source_fails_clearly(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    out = cli("run", "--source", str(bad), "--zmq", "off", "--no-progress", cwd=tmp_path)
+    assert out.returncode != 0 and "error" in out.stderr.lower()
+    out = cli("run", "--source", str(tmp_path / "missing.mp4"), "--zmq", "off", cwd=tmp_path)
+    assert out.returncode != 0 and "not found" in out.stderr
+
+
+def test_stochastic_mode_is_refused_without_a_mesh_model(tmp_path):
+    out = cli("run", "--source", str(DEMO), "--mode", "stochastic", "--zmq", "off", cwd=tmp_path)
+    assert out.returncode == 2 and "mesh model" in out.stderr
+
+
+def test_vmc_carries_the_humanoid_pose_of_a_body(body):
+    """A body in the T-pose, facing the camera, goes out over VMC as identity bone rotations (decoded by python-osc)."""
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import ThreadingOSCUDPServer
+    from scipy.spatial.transform import Rotation
+
+    from realtime_hmr.body import Humanoid
+    from realtime_hmr.live import CAMERA_TO_WORLD, vmc_pose
+    from realtime_hmr.stream.osc_out import VMCSender
+    from realtime_hmr.types import BodyResult, Frame, Person
+
+    hum = Humanoid(body)
+    _, W = body.pose(hum.tpose_deltas()[None])
+    W = W[0].copy()
+    W[:, :, 3] += [0.0, 2.0, 0.0]  # 2 m from the camera along the body frame's +Y (away from the camera)
+    cam = CAMERA_TO_WORLD.T @ W  # the same bones in camera space
+    got = {}
+    disp = Dispatcher()
+    disp.map("/VMC/Ext/Bone/Pos", lambda addr, name, *v: got.__setitem__(name, v))
+    server = ThreadingOSCUDPServer(("127.0.0.1", 0), disp)
+    th = threading.Thread(target=server.serve_forever, daemon=True)
+    th.start()
+    sender = VMCSender("127.0.0.1", server.server_address[1], pose_of=lambda p: vmc_pose(hum, p),
+                       rest_offsets=hum.rest_offsets)
+    person = Person(id=7, box=np.zeros(4), score=1.0,
+                    body=BodyResult(joints=np.zeros((24, 3)), extras={"bone_poses": cam}))
+    frame = Frame(image=np.zeros((4, 4, 3), np.uint8), t=0.0, seq=0)
+    for _ in range(50):
+        sender(frame, [person])
+        if len(got) >= 50:
+            break
+        threading.Event().wait(0.02)
+    sender.close()
+    server.shutdown()
+    assert {"Hips", "LeftUpperArm", "RightLowerLeg", "Head"} <= set(got)
+    for name, v in got.items():
+        angle = np.degrees(Rotation.from_quat(v[3:7]).magnitude())
+        assert angle < 0.5, (name, angle)
+    # the hips' position (Unity: y up, z forward of the avatar): 2 m behind the camera's image plane, at z = -2
+    hips = np.array(got["Hips"][:3])
+    assert abs(hips[2] + 2.0) < 0.05 and abs(hips[0]) < 0.05
