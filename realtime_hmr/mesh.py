@@ -1,0 +1,79 @@
+"""The mesh stage's geometry, shared by training and runtime: conditioning features and the camera translation.
+
+- :func:`condition`: one person's BlazePose landmarks (image, world, visibility) and the camera as the decoder's
+  conditioning inputs. Image landmarks are expressed in their own box (centre, size), so the decoder sees the same
+  numbers whatever the person's place and scale in the image; where the box sits and how big it is, relative to
+  the focal length, goes into a separate geometry token (as CLIFF does), so the body can be placed in camera space.
+- :func:`solve_translation`: the camera-space root translation in closed form, from 2D landmarks, the corresponding
+  3D points of the predicted body (camera orientation, no translation) and the intrinsics: each landmark gives two
+  equations linear in t (the direct linear transform of a pure translation), weighted by visibility.
+
+Pure numpy (layer 3 uses only layers 0-2b): the decoder itself runs through a runtime backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_LANDMARKS = 33
+
+
+def landmark_box(xy: np.ndarray, visibility: np.ndarray | None = None, min_vis: float = 0.3) -> np.ndarray:
+    """(cx, cy, size) of the landmarks' square box: visible ones where there are enough, else all (..., 3)."""
+    xy = np.asarray(xy, np.float64)
+    use = np.ones(xy.shape[:-1], bool) if visibility is None else np.asarray(visibility) >= min_vis
+    use = np.where(use.sum(-1, keepdims=True) >= 4, use, True)
+    big = np.where(use[..., None], xy, np.nan)
+    lo, hi = np.nanmin(big, -2), np.nanmax(big, -2)
+    return np.concatenate([(lo + hi) / 2, np.max(hi - lo, -1, keepdims=True).clip(1.0)], -1)
+
+
+def condition(landmarks_2d: np.ndarray, landmarks_world: np.ndarray, visibility: np.ndarray,
+              K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoder inputs for persons (..., 33, 3) image landmarks (x, y pixels, z relative depth in pixels),
+    (..., 33, 3) world landmarks (metres, hip-centred), (..., 33) visibility, K (3, 3) or (..., 3, 3).
+
+    Returns lm2d (..., 33, 4): x, y, z in units of the box size about its centre, visibility; lmw (..., 33, 3);
+    geom (..., 3): box centre offset from the principal point and box size, both over the focal length.
+    """
+    lm = np.asarray(landmarks_2d, np.float64)
+    vis = np.asarray(visibility, np.float64)
+    if lm.shape[-2:] != (N_LANDMARKS, 3) or np.shape(landmarks_world)[-2:] != (N_LANDMARKS, 3):
+        raise ValueError(f"landmarks: expected (..., {N_LANDMARKS}, 3), got {lm.shape} and "
+                         f"{np.shape(landmarks_world)}")
+    K = np.asarray(K, np.float64)
+    box = landmark_box(lm[..., :2], vis)
+    c, s = box[..., None, :2], box[..., None, 2:]
+    lm2d = np.concatenate([(lm[..., :2] - c) / s, lm[..., 2:3] / s, vis[..., None]], -1)
+    f = (K[..., 0, 0] + K[..., 1, 1]) / 2
+    pp = K[..., :2, 2]
+    geom = np.concatenate([(box[..., :2] - pp) / f[..., None], box[..., 2:] / f[..., None]], -1)
+    return lm2d.astype(np.float32), np.asarray(landmarks_world, np.float32), geom.astype(np.float32)
+
+
+def solve_translation(points: np.ndarray, xy: np.ndarray, K: np.ndarray, weights: np.ndarray | None = None,
+                      min_depth: float = 0.3) -> np.ndarray:
+    """Translation t (..., 3) so that the points (..., N, 3) + t project onto xy (..., N, 2) pixels under K.
+
+    With normalised image coordinates u = K^-1 [x, y, 1], a point P + t on the ray of u satisfies
+    (P_x + t_x) - u_x (P_z + t_z) = 0 and (P_y + t_y) - u_y (P_z + t_z) = 0: linear in t, solved by weighted least
+    squares. The result is kept at least ``min_depth`` in front of the camera.
+    """
+    P = np.asarray(points, np.float64)
+    xy = np.asarray(xy, np.float64)
+    K = np.asarray(K, np.float64)
+    w = np.ones(P.shape[:-1]) if weights is None else np.asarray(weights, np.float64)
+    w = np.where(np.isfinite(xy).all(-1), w, 0.0)
+    xy = np.nan_to_num(xy)
+    f, pp = np.stack([K[..., 0, 0], K[..., 1, 1]], -1)[..., None, :], K[..., None, :2, 2]
+    u = (xy - pp) / f  # (..., N, 2)
+    zeros, ones = np.zeros_like(u[..., 0]), np.ones_like(u[..., 0])
+    A = np.stack([np.stack([ones, zeros, -u[..., 0]], -1), np.stack([zeros, ones, -u[..., 1]], -1)], -2)  # (.,N,2,3)
+    b = np.stack([u[..., 0] * P[..., 2] - P[..., 0], u[..., 1] * P[..., 2] - P[..., 1]], -1)  # (..., N, 2)
+    sw = np.sqrt(w)[..., None]
+    A = (A * sw[..., None]).reshape(*A.shape[:-3], -1, 3)
+    b = (b * sw).reshape(*b.shape[:-2], -1)
+    AtA = np.swapaxes(A, -1, -2) @ A + 1e-9 * np.eye(3)
+    t = np.linalg.solve(AtA, (np.swapaxes(A, -1, -2) @ b[..., None]))[..., 0]
+    depth = t[..., 2] + np.average(P[..., 2], weights=np.maximum(w, 1e-12), axis=-1)
+    return np.where((depth < min_depth)[..., None], t + (min_depth - depth)[..., None] * np.array([0, 0, 1.0]), t)

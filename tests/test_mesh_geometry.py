@@ -1,0 +1,73 @@
+"""The mesh stage's shared geometry: conditioning features and the closed-form camera translation."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from realtime_hmr.mesh import condition, landmark_box, solve_translation
+
+
+def camera(f=800.0, w=640, h=480):
+    return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+
+
+def project(X, K):
+    x = X @ K.T
+    return x[..., :2] / x[..., 2:]
+
+
+@pytest.fixture(scope="module")
+def person(body):
+    rng = np.random.default_rng(0)
+    R = Rotation.from_rotvec(rng.normal(0, 0.3, (body.n_bones, 3))).as_matrix()
+    v = body.skin(R)
+    lm = body.joints(v, "mediapipe33")  # body frame
+    to_cam = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # body (Z up, -Y front) facing the camera
+    return lm @ to_cam.T
+
+
+def test_translation_is_exact_on_clean_projections(person):
+    K = camera()
+    for t in ([0.2, -0.1, 3.0], [-1.0, 0.4, 7.5], [0.0, 0.0, 1.6]):
+        xy = project(person + t, K)
+        np.testing.assert_allclose(solve_translation(person, xy, K), t, atol=1e-6)
+
+
+def test_translation_batched_weighted_and_robust_to_missing(person):
+    K = camera()
+    t = np.array([[0.3, 0.1, 4.0], [-0.5, 0.2, 2.5]])
+    P = np.stack([person, person])
+    xy = project(P + t[:, None], K)
+    w = np.ones((2, 33))
+    xy[0, :5] = np.nan  # missing landmarks carry no weight
+    xy[1, 10] += 300.0
+    w[1, 10] = 0.0  # an outlier with zero visibility is ignored
+    np.testing.assert_allclose(solve_translation(P, xy, K, w), t, atol=1e-6)
+    noisy = xy[1] + np.random.default_rng(1).normal(0, 2.0, xy[1].shape)
+    assert np.linalg.norm(solve_translation(person, noisy, K, w[1]) - t[1]) < 0.1  # 2 px noise: within 10 cm
+
+
+def test_condition_is_invariant_to_where_the_person_is_in_the_image(person):
+    """Shifting and zooming the image landmarks leaves the box-relative features unchanged; the geometry token
+    carries the change (offset from the principal point and size, over the focal length)."""
+    K = camera()
+    X = person + [0.0, 0.0, 3.0]
+    xy = project(X, K)
+    z = (X[:, 2] - X[23:25, 2].mean()) * K[0, 0] / X[23:25, 2].mean()
+    world = person - person[23:25].mean(0)
+    a2, aw, ag = condition(np.c_[xy, z], world, np.ones(33), K)
+    shift, zoom = np.array([150.0, -40.0]), 0.5
+    b2, bw, bg = condition(np.c_[(xy - K[:2, 2]) * zoom + K[:2, 2] + shift, z * zoom], world, np.ones(33), K)
+    assert a2.shape == (33, 4) and aw.shape == (33, 3) and ag.shape == (3,)
+    np.testing.assert_allclose(a2, b2, atol=1e-5)
+    np.testing.assert_allclose(bg[:2], ag[:2] * zoom + shift / K[0, 0], atol=1e-6)
+    np.testing.assert_allclose(bg[2], ag[2] * zoom, atol=1e-6)
+    assert (np.abs(a2[:, :2]) <= 0.5 + 1e-6).all()  # inside its own box
+
+
+def test_landmark_box_and_bad_input():
+    xy = np.array([[0.0, 0.0], [10.0, 4.0], [5.0, 2.0], [3.0, 3.0], [1000.0, 1000.0]])
+    vis = np.array([1, 1, 1, 1, 0.0])
+    np.testing.assert_allclose(landmark_box(xy, vis), [5.0, 2.0, 10.0])
+    with pytest.raises(ValueError, match="33, 3"):
+        condition(np.zeros((17, 3)), np.zeros((33, 3)), np.ones(17), camera())
