@@ -1,0 +1,135 @@
+"""BlazePose landmark network on rotated crops, all persons in one batch, projected back to the image.
+
+Follows MediaPipe's ``pose_landmark_by_roi_cpu`` graph (mediapipe 0.10.21): a 256x256 RGB crop in [0, 1] cut from
+the ROI with replicated borders; 39 landmarks (33 body + 6 auxiliary) as x, y, z in crop pixels, visibility and
+presence logits (sigmoid); x, y refined from the 64x64 heatmap (7x7 sigmoid-weighted mean where its peak >= 0.5);
+projection by the ROI's rotation and size; world landmarks (metres, hip-centred) turned by the ROI's rotation;
+optional segmentation (sigmoid) warped back onto the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realtime_hmr.crop import Roi, crop_to_image, crops, roi_from_alignment, uncrop_mask
+from realtime_hmr.runtime import run_batches
+
+SIZE = 256
+N_BODY = 33
+BORDER = cv2.BORDER_REPLICATE  # MediaPipe's default for the landmark crop (the detector pads with zeros)
+
+
+@dataclass
+class LandmarkConfig:
+    refine_kernel: int = 7
+    refine_min_confidence: float = 0.5
+    roi_scale: float = 1.25
+
+
+@dataclass
+class Landmarks:
+    """N persons' results. ``image`` (N, 39, 3): x, y pixels and z in pixels at the ROI's scale (smaller = nearer
+    the camera, relative to the hips); ``world`` (N, 39, 3) metres; ``score`` (N,) pose presence in [0, 1]."""
+
+    image: np.ndarray
+    world: np.ndarray
+    visibility: np.ndarray  # (N, 39)
+    presence: np.ndarray  # (N, 39)
+    score: np.ndarray  # (N,)
+    rois: list[Roi]
+    mask: np.ndarray | None = None  # (H, W) float32 in [0, 1], the max over persons
+
+    def next_rois(self, scale: float = 1.25) -> list[Roi]:
+        """The ROI for the next frame from the two auxiliary landmarks (33: hip centre, 34: scale point)."""
+        return [roi_from_alignment(lm[33, :2], lm[34, :2], scale) for lm in self.image]
+
+    def boxes(self) -> np.ndarray:
+        """(N, 4) boxes around the 33 body landmarks."""
+        xy = self.image[:, :N_BODY, :2]
+        return np.concatenate([xy.min(1), xy.max(1)], -1) if len(xy) else np.zeros((0, 4))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
+    """MediaPipe's RefineLandmarksFromHeatmapCalculator, vectorised. xy (N, L, 2) in [0, 1] of the crop; heatmap
+    (N, h, w, L) logits. Windows are cut at the heatmap's edge; points off the heatmap are left as they are."""
+    n, hh, hw, nl = heatmap.shape
+    off = (kernel - 1) // 2
+    col = np.floor(xy[..., 0] * hw).astype(np.int64)  # C++ float -> int truncation; negatives are skipped anyway
+    row = np.floor(xy[..., 1] * hh).astype(np.int64)
+    inside = (col >= 0) & (col < hw) & (row >= 0) & (row < hh)
+    d = np.arange(-off, off + 1)
+    rr, cc = row[..., None, None] + d[:, None], col[..., None, None] + d[None, :]  # (N, L, k, k)
+    valid = (rr >= 0) & (rr < hh) & (cc >= 0) & (cc < hw) & inside[..., None, None]
+    bi = np.arange(n)[:, None, None, None]
+    li = np.arange(nl)[None, :, None, None]
+    conf = sigmoid(heatmap[bi, np.clip(rr, 0, hh - 1), np.clip(cc, 0, hw - 1), li]) * valid
+    s = conf.sum((-1, -2))
+    ok = inside & (conf.max((-1, -2)) >= min_conf) & (s > 0)
+    s = np.where(s > 0, s, 1.0)
+    refined = np.stack([(conf * cc).sum((-1, -2)) / s / hw, (conf * rr).sum((-1, -2)) / s / hh], -1)
+    return np.where(ok[..., None], refined, xy)
+
+
+class PoseLandmarker:
+    """``(image_bgr, rois, mask) -> Landmarks``: one batched network run for all ROIs.
+
+    ``backend`` runs ``pose_landmark_full_nomask.onnx`` (faster) or ``pose_landmark_full.onnx`` (needed for masks)."""
+
+    def __init__(self, backend, config: LandmarkConfig | None = None):
+        self.backend, self.cfg = backend, config or LandmarkConfig()
+        self.input_name = backend.input_names[0]
+        self.has_mask = "segmentation" in backend.output_names
+
+    def __call__(self, image_bgr: np.ndarray, rois: list[Roi], mask: bool = False) -> Landmarks:
+        if mask and not self.has_mask:
+            raise ValueError("this landmark model has no segmentation output: load pose_landmark_full.onnx for masks")
+        if not rois:
+            z = np.zeros((0, 39, 3), np.float32)
+            return Landmarks(z, z.copy(), np.zeros((0, 39), np.float32), np.zeros((0, 39), np.float32),
+                             np.zeros(0, np.float32), [], np.zeros(image_bgr.shape[:2], np.float32) if mask else None)
+        x = crops(image_bgr, rois, (SIZE, SIZE), border=BORDER)[..., ::-1].astype(np.float32) * (1.0 / 255.0)
+        out = run_batches(self.backend, {self.input_name: x})
+        raw = out["landmarks"].reshape(len(rois), 39, 5)
+        xy = refine_from_heatmap(raw[..., :2] / SIZE, out["heatmap"], self.cfg.refine_kernel,
+                                 self.cfg.refine_min_confidence)
+        image = np.empty((len(rois), 39, 3), np.float32)
+        world = out["world"].reshape(len(rois), 39, 3).copy()
+        for i, roi in enumerate(rois):
+            image[i, :, :2] = crop_to_image(roi, xy[i])
+            image[i, :, 2] = raw[i, :, 2] / SIZE * roi.w
+            c, s = np.cos(roi.rotation), np.sin(roi.rotation)
+            wx, wy = world[i, :, 0].copy(), world[i, :, 1].copy()
+            world[i, :, 0], world[i, :, 1] = c * wx - s * wy, s * wx + c * wy
+        seg = None
+        if mask:
+            h, w = image_bgr.shape[:2]
+            seg = np.zeros((h, w), np.float32)
+            probs = sigmoid(out["segmentation"][..., 0].astype(np.float32))
+            for i, roi in enumerate(rois):
+                np.maximum(seg, uncrop_mask(probs[i], roi, (w, h)), out=seg)
+        return Landmarks(image=image, world=world, visibility=sigmoid(raw[..., 3]), presence=sigmoid(raw[..., 4]),
+                         score=out["presence"].reshape(-1).astype(np.float32), rois=list(rois), mask=seg)
+
+
+def load_pose_tracker(backend: str = "auto", device: str | None = None, threads: int | None = None,
+                      detect_every: int = 10, max_persons: int = 8, tiles: tuple[int, int] = (1, 1),
+                      mask: bool = False):
+    """The shipped BlazePose ONNX models behind a :class:`realtime_hmr.track.PoseTracker` (the live loop's entry)."""
+    from importlib.resources import files
+
+    from realtime_hmr.detect import DetectorConfig, PoseDetector
+    from realtime_hmr.runtime import load
+    from realtime_hmr.track import PoseTracker, TrackerConfig
+
+    root = files("realtime_hmr") / "assets" / "blazepose"
+    det = PoseDetector(load(str(root / "pose_detection.onnx"), backend, device, threads), DetectorConfig(tiles=tiles))
+    lmk_file = "pose_landmark_full.onnx" if mask else "pose_landmark_full_nomask.onnx"
+    lmk = PoseLandmarker(load(str(root / lmk_file), backend, device, threads))
+    return PoseTracker(det, lmk, TrackerConfig(detect_every=detect_every, max_persons=max_persons, mask=mask))
