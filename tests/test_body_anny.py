@@ -8,7 +8,8 @@ from scipy.spatial.transform import Rotation
 
 from tests.conftest import has_module
 
-needs_anny = pytest.mark.skipif(not has_module("anny") or not has_module("torch"), reason="needs anny and torch ([train])")
+needs_anny = pytest.mark.skipif(not has_module("anny") or not has_module("torch"),
+                                reason="needs anny and torch ([train])")
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "anny_parity.npz"
 
 

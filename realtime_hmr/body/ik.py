@@ -162,11 +162,8 @@ class InverseKinematics:
             Q = [sparse.csr_matrix((q[:, i], self._cols, self._indptr), shape=(S, B)) for i in range(3)]
             QT = [m.T.tocsr() for m in Q]
 
-            def qdot(x, E):  # sum_v q_va[x] E_v -> (B, ...)
-                return QT[x] @ E
-
-            def cross_sum(E):  # sum_v q_va x E_v for E (S, 3, m) -> (B, 3, m)
-                c = {(x, y): qdot(x, E[:, y]) for x in range(3) for y in range(3) if x != y}
+            def cross_sum(E, QT=QT):  # sum_v q_va x E_v for E (S, 3, m) -> (B, 3, m)
+                c = {(x, y): QT[x] @ E[:, y] for x in range(3) for y in range(3) if x != y}
                 return np.stack([c[1, 2] - c[2, 1], c[2, 0] - c[0, 2], c[0, 1] - c[1, 0]], 1)
 
             P = [[(QT[x] @ Q[y]).toarray() for y in range(3)] for x in range(3)]  # P[x][y][a, b] = sum q_va[x] q_vb[y]

@@ -65,7 +65,8 @@ class Body:
     def load(cls, path: str | Path | None = None) -> Body:
         path = Path(path) if path else ASSET
         if not path.exists():
-            raise FileNotFoundError(f"body asset not found at {path}; build it with `python -m realtime_hmr.train.build_body`")
+            raise FileNotFoundError(f"body asset not found at {path}; "
+                                    "build it with `python -m realtime_hmr.train.build_body`")
         with np.load(path, allow_pickle=False) as z:
             return cls({k: z[k] for k in z.files})
 

@@ -45,7 +45,8 @@ HUMANOID = {
     "UpperChest": ("spine01", "spine01"),
     "Neck": ("neck01", "neck03"),
     "Head": ("head", "head"),
-    **{f"{Side}{name}": (f"{head}.{s}", f"{rot}.{s}") for Side, s in (("Left", "L"), ("Right", "R")) for name, head, rot in (
+    **{f"{Side}{name}": (f"{head}.{s}", f"{rot}.{s}")
+       for Side, s in (("Left", "L"), ("Right", "R")) for name, head, rot in (
         ("UpperLeg", "upperleg01", "upperleg02"), ("LowerLeg", "lowerleg01", "lowerleg02"), ("Foot", "foot", "foot"),
         ("Toes", "toe3-1", "toe3-1"), ("Shoulder", "clavicle", "shoulder01"), ("UpperArm", "upperarm01", "upperarm02"),
         ("LowerArm", "lowerarm01", "lowerarm02"), ("Hand", "wrist", "wrist"), ("Eye", "eye", "eye"),

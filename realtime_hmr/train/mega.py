@@ -153,7 +153,8 @@ def train(args) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0 or step == args.steps:
-            h = {"step": step, "loss_tokens": float(loss_tok.detach()), "loss_rot": float(loss_rot.detach()), "lr": float(lr),
+            h = {"step": step, "loss_tokens": float(loss_tok.detach()), "loss_rot": float(loss_rot.detach()),
+                 "lr": float(lr),
                  "time_s": round(time.time() - t0, 1)}
             if step % 500 == 0 or step == args.steps:
                 h.update(validate(model, val, noise, args.seed))
