@@ -118,6 +118,19 @@ class PoseLandmarker:
                          score=out["presence"].reshape(-1).astype(np.float32), rois=list(rois), mask=seg)
 
 
+def torch_backend(root, onnx_name: str, weights: str, device: str | None):
+    """The torch backend for one shipped network: the module rebuilt from its fp16 safetensors (the graph spec
+    travels in their metadata), with the inputs and outputs of the ONNX variant of the same name."""
+    import json
+
+    from realtime_hmr.models.blazepose import TfliteNet
+    from realtime_hmr.runtime.torch_backend import Torch
+
+    meta = json.loads((root / onnx_name.replace(".onnx", ".json")).read_text())
+    net = TfliteNet.from_safetensors(str(root / f"{weights}.safetensors"))
+    return Torch(net, list(meta["inputs"]), list(meta["outputs"]), device=device or "cuda")
+
+
 def load_pose_tracker(backend: str = "auto", device: str | None = None, threads: int | None = None,
                       detect_every: int = 10, max_persons: int = 8, tiles: tuple[int, int] = (1, 1),
                       mask: bool = False):
@@ -129,7 +142,13 @@ def load_pose_tracker(backend: str = "auto", device: str | None = None, threads:
     from realtime_hmr.track import PoseTracker, TrackerConfig
 
     root = files("realtime_hmr") / "assets" / "blazepose"
-    det = PoseDetector(load(str(root / "pose_detection.onnx"), backend, device, threads), DetectorConfig(tiles=tiles))
     lmk_file = "pose_landmark_full.onnx" if mask else "pose_landmark_full_nomask.onnx"
-    lmk = PoseLandmarker(load(str(root / lmk_file), backend, device, threads))
+    if backend == "torch":
+        det_backend = torch_backend(root, "pose_detection.onnx", "pose_detection", device)
+        lmk_backend = torch_backend(root, lmk_file, "pose_landmark_full", device)
+    else:
+        det_backend = load(str(root / "pose_detection.onnx"), backend, device, threads)
+        lmk_backend = load(str(root / lmk_file), backend, device, threads)
+    det = PoseDetector(det_backend, DetectorConfig(tiles=tiles))
+    lmk = PoseLandmarker(lmk_backend)
     return PoseTracker(det, lmk, TrackerConfig(detect_every=detect_every, max_persons=max_persons, mask=mask))

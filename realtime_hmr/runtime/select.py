@@ -6,8 +6,9 @@
 2. ONNX Runtime with CUDA, if onnxruntime-gpu sees a GPU;
 3. ONNX Runtime on CPU.
 An explicit ``backend="tensorrt"`` builds a missing engine; ``"onnxruntime"`` with ``device="cuda"`` and no CUDA
-provider raises. A torch-CUDA backend class plugs in here the same way (``__init__(path, device, threads)``,
-``name``, ``input_names``, ``output_names``, ``run``) once it exists.
+provider raises. The torch backend (``runtime/torch_backend.py``: CUDA graphs per batch size) wraps a module that the
+stage owning the network builds from its shipped weights, so it is not chosen here from an ONNX path: ask the stage
+(``landmarks.load_pose_tracker(backend="torch")``). ``auto`` does not pick it yet: measured on a GPU first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")  # names accepted by load()
-PLANNED = ("torch",)
+STAGE_BUILT = ("torch",)  # backends that the stages build from their own modules
 
 
 def _ort_cuda_available() -> bool:
@@ -33,10 +34,11 @@ def load(path: str | Path, backend: str = "auto", device: str | None = None, thr
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    if backend in PLANNED:
-        raise RuntimeError(f"backend {backend!r} is not available in this version (available: {', '.join(BACKENDS)})")
+    if backend in STAGE_BUILT:
+        raise RuntimeError(f"backend {backend!r} wraps a module built by the stage that owns {Path(path).stem}; "
+                           f"this network has no {backend} loader (available here: {', '.join(BACKENDS)})")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS + PLANNED)})")
+        raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS + STAGE_BUILT)})")
     if backend == "tensorrt":
         from realtime_hmr.runtime.tensorrt import TensorRT
 

@@ -216,6 +216,10 @@ def convert(name: str, src: Path, out: Path, weights_out: Path, opset: int = 17)
     weights_out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights_out / f"{name}.safetensors"),
               metadata={"spec": json.dumps(spec)})
+    # shipped for the torch backend: the same weights stored as fp16 (lossless: tflite's weights are fp16)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()}, str(out / f"{name}.safetensors"),
+              metadata={"spec": json.dumps(spec)})
     metas = []
     for variant, names in VARIANTS[name].items():
         metas.append(export(variant, name, _subset(net, names), names, x, ref, err_torch, spec, src, out, opset))
