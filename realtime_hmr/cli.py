@@ -130,6 +130,183 @@ def cmd_landmarks(args) -> int:
     return 0
 
 
+def cmd_data_synth(args) -> int:
+    from realtime_hmr.train.synth import SynthConfig, synth
+
+    cfg = SynthConfig(size=(args.width, args.height), samples=args.msaa, images=not args.no_images)
+    m = synth(args.n, args.out, args.workers, args.seed, args.shard_size, cfg, progress=not args.no_progress)
+    rate = (f"{m['samples_per_s']:.1f} samples/s with start-up, {m['samples_per_cpu_s']:.1f} per worker CPU-second"
+            if m["made_now"] else "nothing new to make")
+    print(f"{m['n']} samples in {m['shards']} shards under {args.out}: {rate}, "
+          f"{m['bytes_per_sample'] / 1e3:.0f} kB per sample")
+    write_report(m, args.report)
+    return 0
+
+
+def cmd_eval_synthetic(args) -> int:
+    from realtime_hmr.train.evaluate import evaluate_synthetic
+
+    r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress)
+    b = r["baseline"]["mediapipe_world"]
+    ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm"
+                       if r["mpjpe_mm"] is not None else f"n/a ({r.get('reason')})")
+    print(f"{r['n']} held-out people, {r['detected']} detected by {r['perception']['name']}; {ours}; baseline "
+          f"MediaPipe world landmarks MPJPE {b['mpjpe_mm']} PA-MPJPE {b['pa_mpjpe_mm']} mm ({b['detected']} detected)")
+    write_report(r, args.report)
+    return 0
+
+
+def cmd_train_vqvae(args) -> int:
+    import shlex
+
+    from realtime_hmr.train.vqvae import export_from, train
+
+    args.command = "realtime-hmr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta = export_from(args) if args.export_from else train(args)
+    h = meta["validation_history"][-1] if meta["validation_history"] else {}
+    print(f"trained in {meta['train_time_s']:.0f} s; validation PVE {h.get('val_pve_mm')}; written to {args.out}")
+    return 0
+
+
+def cmd_train_mega(args) -> int:
+    import shlex
+
+    from realtime_hmr.train.mega import train
+
+    args.command = "realtime-hmr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    meta = train(args)
+    last = meta["history"][-1] if meta["history"] else {}
+    print(f"trained in {meta['train_time_s']:.0f} s; last validation: {last}; written to {args.out}")
+    return 0
+
+
+def cmd_eval_vqvae(args) -> int:
+    from realtime_hmr.train.eval_vqvae import run
+
+    return run(args)
+
+
+DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "demo.mp4"
+
+
+def live_config(args):
+    """The configuration tree from --config, then the command-line flags."""
+    from realtime_hmr.config import load_config
+
+    cfg = load_config(args.config)
+    if args.mode == "stochastic":
+        raise ValueError("--mode stochastic needs the mesh model, which is not shipped yet")
+    cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
+    cfg = cfg.replace("perception", max_persons=args.max_persons)
+    return cfg.replace("stream", zmq=None if args.zmq == "off" else args.zmq, osc=args.osc, vmc=args.vmc)
+
+
+def summarize(report: dict) -> str:
+    lat = report["latency_ms"]
+    return (f"{report['frames']} frames ({report['frames_with_person']} with a person, up to {report['persons_max']} "
+            f"at once) at {report['fps']:.1f} FPS; capture-to-publish latency p50 {lat['p50']:.1f} ms, "
+            f"p95 {lat['p95']:.1f} ms; {report['dropped_frames']} frames dropped; perception on "
+            f"{report['backend']['perception']}")
+
+
+def cmd_run(args) -> int:
+    from realtime_hmr.live import Outputs, run
+
+    cfg = live_config(args)
+    cfg = cfg.replace("capture", source=args.source, realtime=args.realtime)
+    out = Outputs(args.preview, args.preview_out, args.record)
+    report = run(cfg, out, max_frames=args.max_frames, progress=not args.no_progress)
+    print(summarize(report))
+    write_report(report, args.report)
+    return 0 if not report.get("capture_error") else 1
+
+
+def cmd_demo(args) -> int:
+    import shutil
+
+    from realtime_hmr.live import Outputs, run
+
+    cfg = live_config(args)
+    source = "0" if args.webcam else str(DEMO_CLIP)
+    cfg = cfg.replace("capture", source=source, realtime=False)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("recording.npz", "recording.npz.parts"):
+        p = out_dir / stale
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    outputs = Outputs(args.preview, out_dir / "preview.mp4", out_dir / "recording.npz")
+    report = run(cfg, outputs, max_frames=args.max_frames, progress=not args.no_progress)
+    write_report(report, str(out_dir / "report.json"))
+    write_report(report, args.report)
+    print(summarize(report))
+    print(f"streamed on {cfg.stream.zmq or 'no ZeroMQ'}; preview, recording and report in {out_dir}/")
+    print(f"note: {report['mesh']}")
+    return 0
+
+
+def add_live_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch", "tensorrt"), default="auto")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--max-persons", type=int, default=4, metavar="N")
+    p.add_argument("--mode", choices=("deterministic", "stochastic"), default="deterministic")
+    p.add_argument("--zmq", default="tcp://127.0.0.1:5555", metavar="ADDR", help="ZeroMQ PUB address, or 'off'")
+    p.add_argument("--osc", metavar="HOST:PORT", help="send joints over OSC")
+    p.add_argument("--vmc", metavar="HOST:PORT", help="send bones over the VMC protocol (person k on PORT+k)")
+    p.add_argument("--preview", action="store_true", help="show a window (needs an OpenCV build with GUI)")
+    p.add_argument("--max-frames", type=int, metavar="N")
+    p.add_argument("--report", metavar="FILE", help="write the run report as JSON")
+    p.add_argument("--config", metavar="FILE.toml")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_bench(args) -> int:
+    from realtime_hmr import bench
+
+    report = bench.run(args.device, args.repeat, args.frames, not args.no_mediapipe)
+    print(bench.summary(report))
+    bench.write(report, args.report)
+    if args.plot:
+        bench.plot(report, args.plot)
+    return 0
+
+
+def shipped_onnx() -> list[tuple[str, Path]]:
+    """(model name, path) of every ONNX file shipped in the package's assets."""
+    root = Path(__file__).resolve().parent / "assets"
+    return [(p.relative_to(root).with_suffix("").as_posix(), p) for p in sorted(root.rglob("*.onnx"))]
+
+
+def cmd_engines(args) -> int:
+    from realtime_hmr.runtime.engine_cache import EngineCache
+
+    cache = EngineCache()
+    if args.engines_command == "list":
+        entries = cache.entries()
+        print(f"{len(entries)} engine(s) in {cache.root}")
+        for e in entries:
+            print(f"  {e.get('model')}  {e.get('precision')}  batch {e.get('profile')}  TensorRT {e.get('tensorrt')}  "
+                  f"{e.get('gpu')} (sm {e.get('compute_capability')})  {e['bytes'] / 1e6:.1f} MB")
+        write_report({"cache": str(cache.root), "engines": entries}, args.report)
+        return 0
+    if args.engines_command == "clear":
+        print(f"removed {cache.clear()} engine(s) from {cache.root}")
+        return 0
+    from realtime_hmr.runtime.tensorrt import TensorRTUnavailable, build, key_for
+
+    try:
+        built = []
+        for model, path in shipped_onnx():
+            key = key_for(path, args.precision, tuple(args.profile), model)
+            hit = cache.lookup(key)
+            built.append(str(hit or build(path, key, cache)))
+            print(("cached " if hit else "built  ") + built[-1])
+    except TensorRTUnavailable as e:
+        print(f"realtime-hmr engines build: {e}", file=sys.stderr)
+        return 2
+    write_report({"cache": str(cache.root), "engines": built}, args.report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from realtime_hmr.version import __version__
 
@@ -142,6 +319,41 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--export-obj", metavar="FILE", help="write the rest-pose template mesh as Wavefront OBJ")
     b.add_argument("--report", metavar="FILE", help="write the summary as JSON")
     b.set_defaults(func=cmd_body)
+
+    r = sub.add_parser("run", help="the live loop on a camera, video file, image folder or stream URL")
+    r.add_argument("--source", required=True, help="webcam index (0), video file, image folder, rtsp:// or http:// URL")
+    r.add_argument("--realtime", action="store_true", help="for files: keep pace with the clock, dropping frames")
+    r.add_argument("--preview-out", metavar="FILE.mp4", help="write the preview as a video")
+    r.add_argument("--record", metavar="FILE.npz", help="record the results (readable with numpy alone)")
+    add_live_args(r)
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="the live loop on the bundled clip (or --webcam), outputs in ./realtime_hmr_demo/")
+    d.add_argument("--webcam", action="store_true", help="use camera 0 instead of the bundled clip")
+    d.add_argument("--out", default="realtime_hmr_demo", metavar="DIR")
+    add_live_args(d)
+    d.set_defaults(func=cmd_demo)
+
+    bn = sub.add_parser("bench", help="speed of every stage and of the loop, per backend and person count (JSON)")
+    bn.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    bn.add_argument("--repeat", type=int, default=30, help="timed calls per stage")
+    bn.add_argument("--frames", type=int, default=150, help="frames of the end-to-end loop")
+    bn.add_argument("--no-mediapipe", action="store_true", help="skip MediaPipe's legacy pipeline side by side")
+    bn.add_argument("--report", metavar="FILE", help="write the results as JSON")
+    bn.add_argument("--plot", metavar="FILE.png", help="draw the results (needs matplotlib)")
+    bn.set_defaults(func=cmd_bench)
+
+    en = sub.add_parser("engines", help="TensorRT engines built from the shipped ONNX files, in the user's cache")
+    en_sub = en.add_subparsers(dest="engines_command", required=True, metavar="ACTION")
+    en_b = en_sub.add_parser("build", help="build (or find cached) engines for every shipped model on this GPU")
+    en_b.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    en_b.add_argument("--profile", type=int, nargs=3, default=(1, 4, 8), metavar=("MIN", "OPT", "MAX"),
+                      help="batch sizes of the optimisation profile")
+    en_b.add_argument("--report", metavar="FILE")
+    en_l = en_sub.add_parser("list", help="engines in the cache and what they were built for")
+    en_l.add_argument("--report", metavar="FILE")
+    en_sub.add_parser("clear", help="remove every cached engine")
+    en.set_defaults(func=cmd_engines)
 
     li = sub.add_parser("listen", help="subscribe to a ZeroMQ stream and print what arrives (seq, persons, latency)")
     li.add_argument("--zmq", default="tcp://127.0.0.1:5555", metavar="ADDR", help="publisher address")
@@ -163,6 +375,50 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--max-frames", type=int, metavar="N")
     lm.add_argument("--report", metavar="FILE", help="write the summary and per-frame landmarks as JSON")
     lm.set_defaults(func=cmd_landmarks)
+
+    data = sub.add_parser("data", help="training data").add_subparsers(dest="data_command", required=True,
+                                                                      metavar="WHAT")
+    ds = data.add_parser("synth", help="rendered people + MediaPipe labels + ground truth, sharded .npz, by seed")
+    ds.add_argument("--n", type=int, required=True, help="samples (rounded up to whole shards)")
+    ds.add_argument("--out", required=True, metavar="DIR")
+    ds.add_argument("--workers", type=int, default=1, metavar="K", help="processes (one render thread each)")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--shard-size", type=int, default=256)
+    ds.add_argument("--width", type=int, default=384)
+    ds.add_argument("--height", type=int, default=288)
+    ds.add_argument("--msaa", type=int, default=0, help="multisample anti-aliasing samples (0 = off)")
+    ds.add_argument("--no-images", action="store_true", help="do not store the rendered images")
+    ds.add_argument("--no-progress", action="store_true")
+    ds.add_argument("--report", metavar="FILE", help="write the manifest as JSON here too")
+    ds.set_defaults(func=cmd_data_synth)
+
+    ev = sub.add_parser("eval", help="accuracy evaluations").add_subparsers(dest="eval_command", required=True,
+                                                                           metavar="WHAT")
+    es = ev.add_parser("synthetic", help="end-to-end accuracy on freshly rendered held-out synthetic people")
+    es.add_argument("--n", type=int, default=100)
+    es.add_argument("--seed", type=int, default=0)
+    es.add_argument("--width", type=int, default=384)
+    es.add_argument("--height", type=int, default=288)
+    es.add_argument("--no-progress", action="store_true")
+    es.add_argument("--report", metavar="FILE", help="write the report (CONTRACT.md fields) as JSON")
+    es.set_defaults(func=cmd_eval_synthetic)
+    from realtime_hmr.train.eval_vqvae import add_args as eval_vqvae_args  # argparse only: no torch at import
+    from realtime_hmr.train.vqvae import add_args as vqvae_args
+
+    ev_vq = ev.add_parser("vqvae", help="Mesh-VQ-VAE reconstruction (ONNX) on freshly sampled held-out bodies")
+    eval_vqvae_args(ev_vq)
+    ev_vq.set_defaults(func=cmd_eval_vqvae)
+
+    tr = sub.add_parser("train", help="train the project's models").add_subparsers(dest="train_command", required=True,
+                                                                                  metavar="WHAT")
+    tr_vq = tr.add_parser("vqvae", help="Mesh-VQ-VAE tokenizer (54 tokens) on generated Anny bodies; exports ONNX")
+    vqvae_args(tr_vq)
+    tr_vq.set_defaults(func=cmd_train_vqvae)
+    from realtime_hmr.train.mega import add_args as mega_args
+
+    tr_mg = tr.add_parser("mega", help="MEGA decoder (landmarks -> 54 mesh tokens + orientation) on simulated people")
+    mega_args(tr_mg)
+    tr_mg.set_defaults(func=cmd_train_mega)
     return p
 
 

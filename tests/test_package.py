@@ -20,7 +20,7 @@ LAYERS = {
     "models": 2, "runtime": 2,
     "detect": 3, "landmarks": 3, "mesh": 3, "stream": 3,
     "pipeline": 4, "live": 4,
-    "cli": 5, "__main__": 5, "__init__": 5, "api": 5,
+    "cli": 5, "__main__": 5, "__init__": 5, "api": 5, "bench": 5,
     "train": 6,  # the side layer: reproduces and evaluates artifacts; may use every layer below the entry points
 }
 HEAVY = {"torch", "anny", "mediapipe", "tensorrt", "tflite", "moderngl", "matplotlib", "onnx", "safetensors"}
