@@ -71,9 +71,9 @@ def test_pipeline_matches_mediapipe_legacy():
 
     det = PoseDetector(load(str(ASSETS / "pose_detection.onnx"), threads=1))
     lmk = PoseLandmarker(load(str(ASSETS / "pose_landmark_full.onnx"), threads=1))
-    px, mm, agree = [], [], []
+    px, mm, agree = {}, {}, []
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, smooth_landmarks=False) as pose:
-        for _, img in frames():
+        for name, img in frames():
             r = pose.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
             d = det(img)
             lm = lmk(img, [d[0].roi]) if d else None
@@ -83,14 +83,20 @@ def test_pipeline_matches_mediapipe_legacy():
                 continue
             ref = np.array([[p.x * 640, p.y * 480] for p in r.pose_landmarks.landmark])
             ref_w = np.array([[p.x, p.y, p.z] for p in r.pose_world_landmarks.landmark])
-            px.append(np.linalg.norm(lm.image[0, :33, :2] - ref, axis=1))
-            mm.append(1000 * np.linalg.norm(lm.world[0, :33] - ref_w, axis=1))
-    assert all(agree) and len(px) >= 1
-    # Measured (ONNX Runtime, 7 frames): 0.09-0.26 px per runner frame, 1.9 px on the astronaut (upper body only,
-    # ROI 1.7x the image); world 1.7-9 mm. The gap comes from the detector stage (keypoints ~0.1-0.5 px apart);
-    # fed MediaPipe's own ROI, our landmark stage agrees to 0.05-0.44 px and 0.3-1.5 mm.
-    assert np.median(np.concatenate(px)) <= 1.5
-    assert np.median(np.concatenate(mm)) <= 10.0
+            src = "runner" if name.startswith("runner") else name
+            px.setdefault(src, []).append(np.linalg.norm(lm.image[0, :33, :2] - ref, axis=1))
+            mm.setdefault(src, []).append(1000 * np.linalg.norm(lm.world[0, :33] - ref_w, axis=1))
+    assert all(agree) and px
+    med_px = {k: float(np.median(np.concatenate(v))) for k, v in px.items()}
+    med_mm = {k: float(np.median(np.concatenate(v))) for k, v in mm.items()}
+    # The targets (<= 1.5 px, <= 5 mm) hold on the runner frames (measured 0.09-0.26 px, ~1.7 mm). The
+    # astronaut (upper body only, ROI 1.7x the image) misses them: 1.87 px and 7.2 mm measured; the gap comes from
+    # the detector stage (keypoints ~0.1-0.5 px apart; fed MediaPipe's own ROI our landmark stage agrees to
+    # 0.05-0.44 px). Guarded here at its measured level so a regression shows.
+    if "runner" in med_px:
+        assert med_px["runner"] <= 1.5 and med_mm["runner"] <= 5.0, (med_px, med_mm)
+    if "astronaut" in med_px:
+        assert med_px["astronaut"] <= 2.0 and med_mm["astronaut"] <= 8.0, (med_px, med_mm)
 
 
 def test_tracking_mode_matches_mediapipe_video_mode():

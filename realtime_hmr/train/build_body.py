@@ -38,8 +38,8 @@ def load_anny():
     import anny
     import torch
 
-    torch.set_grad_enabled(False)
-    return anny.Anny().to(torch.float64)
+    with torch.no_grad():
+        return anny.Anny().to(torch.float64)
 
 
 def sample_coefficients(model, n: int, seed: int) -> np.ndarray:
@@ -49,9 +49,10 @@ def sample_coefficients(model, n: int, seed: int) -> np.ndarray:
 
     torch.manual_seed(seed)
     dist = SimpleShapeDistribution(model)
-    _, phen = dist.sample(n)  # (morphological age, phenotype kwargs)
-    phen = {k: v.to(torch.float64) for k, v in phen.items() if k in model.phenotype_labels}
-    return model.get_phenotype_blendshape_coefficients(**phen).numpy()
+    with torch.no_grad():
+        _, phen = dist.sample(n)  # (morphological age, phenotype kwargs)
+        phen = {k: v.to(torch.float64) for k, v in phen.items() if k in model.phenotype_labels}
+        return model.get_phenotype_blendshape_coefficients(**phen).numpy()
 
 
 def shape_basis(model, coeffs: np.ndarray, k: int):
@@ -108,7 +109,8 @@ def anny_forward(model, rotations: np.ndarray, coeffs: np.ndarray):
     P[:, :, :3, :3] = rotations
     from anny.models.rigged_model import RiggedModelWithLinearBlendShapes
 
-    out = RiggedModelWithLinearBlendShapes.forward(model, torch.as_tensor(P), torch.as_tensor(coeffs))
+    with torch.no_grad():
+        out = RiggedModelWithLinearBlendShapes.forward(model, torch.as_tensor(P), torch.as_tensor(coeffs))
     return out["vertices"].numpy(), out["bone_poses"].numpy()
 
 

@@ -261,6 +261,21 @@ def read_clip(source: str, path: Path) -> Clip:
     return read_cmu(path) if source == "cmu" else read_deepmimic(path)
 
 
+def available(root: Path | None = None) -> bool:
+    """Whether mocap clips can be found (``$REALTIME_HMR_DATA/mocap``, else ``../shared/data/mocap``)."""
+    return bool(clip_paths(root))
+
+
+def load_mocap_or_none(split: str = "all") -> PoseSet | None:
+    """Like :func:`load_mocap`, but None (with one warning) where no clips are installed: callers then draw every
+    pose from the range-of-motion sampler."""
+    if not available():
+        log.warning("no mocap clips under %s: poses come from the range-of-motion sampler only (set "
+                    "REALTIME_HMR_DATA to a folder holding mocap/cmu and mocap/deepmimic)", data_root() / "mocap")
+        return None
+    return load_mocap(split)
+
+
 def load_mocap(split: str = "all", mirror: bool = True, root: Path | None = None) -> PoseSet:
     """Retargeted mocap. ``split``: 'train' (held-out clips removed), 'eval' (only they), 'all'. ``mirror`` adds
     left/right mirrored copies (clip name suffixed '/mirror')."""

@@ -17,17 +17,19 @@ import functools
 import numpy as np
 
 from realtime_hmr.train import rig as R
-from realtime_hmr.train.mocap import load_mocap, perturb
+from realtime_hmr.train.mocap import load_mocap_or_none, perturb
 from realtime_hmr.train.poses import PoseSet, sample_rom
 
 
 @functools.lru_cache(maxsize=2)
-def _mocap(split: str) -> PoseSet:
-    return load_mocap(split)
+def _mocap(split: str) -> PoseSet | None:
+    return load_mocap_or_none(split)
 
 
 def training_poses(n: int, rng: np.random.Generator, split: str = "train", mocap_fraction: float = 0.5,
                    sigma_deg: float = 4.0) -> PoseSet:
+    if mocap_fraction > 0 and _mocap(split) is None:
+        mocap_fraction = 0.0  # no clips installed here
     n_mocap = int(rng.binomial(n, mocap_fraction)) if 0 < mocap_fraction < 1 else int(round(n * mocap_fraction))
     sets = []
     if n - n_mocap:

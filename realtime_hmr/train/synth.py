@@ -89,18 +89,19 @@ class SceneMaker:
 
     # -- pose and shape sources ----------------------------------------------------------------------------------
     def mocap(self):
+        """The mocap split of this domain, or None where no clips are installed (poses then all come from ROM)."""
         if self._mocap is None:
-            from realtime_hmr.train.mocap import load_mocap
+            from realtime_hmr.train.mocap import load_mocap_or_none
 
-            self._mocap = load_mocap("train" if self.domain == TRAIN else "eval")
-        return self._mocap
+            self._mocap = load_mocap_or_none("train" if self.domain == TRAIN else "eval") or False
+        return self._mocap or None
 
     def draw_people(self, n: int, rng: np.random.Generator):
         """Rotations (n, 104, 3, 3) with random heading, betas (n, 20), source labels (n,)."""
         from realtime_hmr.train.mocap import perturb
         from realtime_hmr.train.poses import sample_rom
 
-        n_mo = int(rng.binomial(n, self.cfg.p_mocap))
+        n_mo = int(rng.binomial(n, self.cfg.p_mocap)) if self.mocap() is not None else 0
         rot, src = [], []
         if n - n_mo:
             ps = sample_rom(n - n_mo, rng)
