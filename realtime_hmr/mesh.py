@@ -77,3 +77,97 @@ def solve_translation(points: np.ndarray, xy: np.ndarray, K: np.ndarray, weights
     t = np.linalg.solve(AtA, (np.swapaxes(A, -1, -2) @ b[..., None]))[..., 0]
     depth = t[..., 2] + np.average(P[..., 2], weights=np.maximum(w, 1e-12), axis=-1)
     return np.where((depth < min_depth)[..., None], t + (min_depth - depth)[..., None] * np.array([0, 0, 1.0]), t)
+
+
+def rotation_6d(x: np.ndarray) -> np.ndarray:
+    """Zhou et al.'s 6D rotation (two columns) to matrices (..., 3, 3), as the decoder's orientation head."""
+    a, b = x[..., :3], x[..., 3:]
+    e1 = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b - (e1 * b).sum(-1, keepdims=True) * e1
+    e2 = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.stack([e1, e2, np.cross(e1, e2)], -1)
+
+
+class MeshRecovery:
+    """Every person in an image as a body in camera space (metres, OpenCV axes): the public Python API.
+
+        mr = MeshRecovery.load(backend="auto")
+        persons = mr(image_bgr)            # each: id, box, landmarks, body.joints (24), body.vertices, body.rotations
+
+    Per person: landmarks (the tracker) -> decoder (54 tokens + orientation, one pass) -> Mesh-VQ-VAE decoder
+    (canonical mesh) -> turned to camera space -> translation in closed form from the 2D landmarks -> joints, and the
+    rig's rotations by inverse kinematics (shape fitted once per track, then reused).
+    """
+
+    def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None):
+        self.tracker, self.decoder, self.vq, self.body = tracker, decoder, vq_decoder, body
+        self.K = camera_matrix
+        self._betas: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, backend: str = "auto", device: str | None = None, threads: int | None = None, max_persons: int = 4,
+             camera_matrix: np.ndarray | None = None) -> MeshRecovery:
+        from importlib.resources import files
+
+        from realtime_hmr.body import Body
+        from realtime_hmr.landmarks import load_pose_tracker
+        from realtime_hmr.runtime import load
+
+        assets = files("realtime_hmr") / "assets"
+        mega, vq = assets / "mega" / "mega_det.onnx", assets / "vqvae" / "vqvae_decoder.onnx"
+        for path, how in ((mega, "realtime-hmr train mega"), (vq, "realtime-hmr train vqvae")):
+            if not path.is_file():
+                raise FileNotFoundError(f"no mesh model shipped in this build ({path.name} missing; `{how}` makes it)")
+        onnx_backend = "onnxruntime" if backend == "torch" else backend
+        return cls(load_pose_tracker(backend, device, threads, 10, max_persons),
+                   load(str(mega), onnx_backend, device, threads), load(str(vq), onnx_backend, device, threads),
+                   Body.load(), camera_matrix)
+
+    def camera(self, image: np.ndarray) -> np.ndarray:
+        if self.K is not None:
+            return self.K
+        h, w = image.shape[:2]
+        f = float(max(w, h))  # a ~53 degree horizontal field of view at 4:3: typical of webcams
+        return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+
+    def recover(self, persons: list, K: np.ndarray) -> list:
+        """Attach a body to each person that has landmarks (one batch for all of them)."""
+        from dataclasses import replace
+
+        from realtime_hmr.types import BodyResult
+
+        todo = [p for p in persons if p.landmarks_2d is not None]
+        if not todo:
+            return persons
+        stack = lambda name: np.stack([getattr(p, name) for p in todo])  # noqa: E731
+        lm2d, lmw, geom = condition(stack("landmarks_2d"), stack("landmarks_world"), stack("visibility"), K)
+        out = self.decoder.run({"lm2d": lm2d, "lmw": lmw, "geom": geom})
+        tokens, R = out["tokens"].astype(np.int64), rotation_6d(out["rot6"].astype(np.float64))
+        canon = self.vq.run({self.vq.input_names[0]: tokens})[self.vq.output_names[0]].astype(np.float64)
+        verts = np.einsum("nij,nvj->nvi", R, canon)
+        lm3d = self.body.joints(verts, "mediapipe33")
+        vis = np.stack([p.visibility for p in todo])
+        t = solve_translation(lm3d, np.stack([p.landmarks_2d[:, :2] for p in todo]), K, vis)
+        verts = verts + t[:, None]
+        betas = np.stack([self._betas.get(p.id, np.zeros(self.body.n_betas)) for p in todo])
+        known = np.array([p.id in self._betas for p in todo])
+        ik = self.body.ik(verts, betas=betas, fit_shape=False) if known.all() else self.body.ik(verts)
+        done = {}
+        for i, p in enumerate(todo):
+            self._betas.setdefault(p.id, ik.betas[i])
+            body = BodyResult(joints=self.body.joints(verts[i]), vertices=verts[i].astype(np.float32), translation=t[i],
+                              confidence=None, extras={"bone_poses": ik.bone_poses[i], "camera_matrix": K,
+                                                       "tokens": tokens[i]})
+            done[id(p)] = replace(p, body=body)
+        return [done.get(id(p), p) for p in persons]
+
+    def __call__(self, image: np.ndarray, camera_matrix: np.ndarray | None = None) -> list:
+        """One still image: every person found in it, each with a body."""
+        self.tracker.reset()
+        return self.recover(self.tracker(image), self.camera(image) if camera_matrix is None else camera_matrix)
+
+    def stage(self, frame, persons: list) -> list:
+        """Pipeline stage after the tracker (video: tracks and their shapes persist)."""
+        live = {p.id for p in persons}
+        self._betas = {k: v for k, v in self._betas.items() if k in live}
+        return self.recover(persons, self.camera(frame.image))

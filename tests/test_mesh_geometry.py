@@ -71,3 +71,43 @@ def test_landmark_box_and_bad_input():
     np.testing.assert_allclose(landmark_box(xy, vis), [5.0, 2.0, 10.0])
     with pytest.raises(ValueError, match="33, 3"):
         condition(np.zeros((17, 3)), np.zeros((33, 3)), np.ones(17), camera())
+
+
+class _Fixed:
+    """A stand-in backend returning fixed outputs (tests only)."""
+
+    def __init__(self, outputs: dict, input_names=("x",)):
+        self.outputs, self.input_names, self.output_names = outputs, list(input_names), list(outputs)
+
+    def run(self, feeds):
+        n = len(next(iter(feeds.values())))
+        return {k: np.repeat(v[None], n, 0) for k, v in self.outputs.items()}
+
+
+def test_mesh_recovery_places_the_body_where_the_landmarks_say(body):
+    """Decoder and VQ decoder stand-ins return a known orientation and the template body; landmarks are the exact
+    projections of that body at a known place: the recovered mesh and joints must land on it."""
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person
+
+    K = camera()
+    canon = body.template - body.template.mean(0)
+    R = Rotation.from_euler("xyz", [100, 20, -30], degrees=True).as_matrix()
+    t = np.array([0.3, -0.2, 4.0])
+    truth = canon @ R.T + t
+    lm = body.joints(truth, "mediapipe33")
+    xy = project(lm, K)
+    z = (lm[:, 2] - lm[23:25, 2].mean()) * K[0, 0] / lm[23:25, 2].mean()
+    person = Person(id=3, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[xy, z],
+                    landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33))
+    rot6 = np.concatenate([R[:, 0], R[:, 1]])
+    mr = MeshRecovery(tracker=None, decoder=_Fixed({"tokens": np.zeros(54, np.int64), "rot6": rot6}),
+                      vq_decoder=_Fixed({"vertices": canon.astype(np.float32)}), body=body, camera_matrix=K)
+    out = mr.recover([person], K)[0]
+    np.testing.assert_allclose(out.body.translation, t, atol=1e-3)
+    assert np.abs(out.body.vertices - truth).max() < 2e-3
+    np.testing.assert_allclose(out.body.joints, body.joints(truth), atol=2e-3)
+    W = out.body.extras["bone_poses"]  # the rig fitted to the recovered mesh, in camera space
+    assert W.shape == (body.n_bones, 3, 4)
+    np.testing.assert_allclose(W[0, :, 3], out.body.joints[0], atol=0.03)  # the root bone at the pelvis joint
+    assert 3 in mr._betas  # the shape is kept for the track
