@@ -3,8 +3,9 @@
 capture -> perception (our batched BlazePose port: every person, stable ids) -> [mesh, once a mesh model ships]
 -> smoothing -> sinks (ZeroMQ, OSC joints, VMC, recording, preview).
 
-Until a mesh model is shipped the loop streams what is real: boxes, ids, 2D and world landmarks. It never invents a
-body; sinks that need one (OSC joints, VMC) send only their housekeeping messages.
+The mesh stage (:class:`realtime_hmr.mesh.MeshRecovery`) joins whenever the mesh models are shipped. Without them the
+loop streams what is real: boxes, ids, 2D and world landmarks. It never invents a body; sinks that need one (OSC
+joints, VMC) then send only their housekeeping messages.
 """
 
 from __future__ import annotations
@@ -80,14 +81,24 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
     """A ready-to-run pipeline for ``cfg``. ``tracker`` overrides the shipped BlazePose tracker (tests)."""
     from realtime_hmr.body import SMPL24
 
+    mesh = None
     if tracker is None:
         from realtime_hmr.landmarks import load_pose_tracker
+        from realtime_hmr.mesh import MeshRecovery
 
         rt, pc = cfg.runtime, cfg.perception
-        tracker = load_pose_tracker(rt.backend, None if rt.device == "auto" else rt.device, rt.threads or None,
-                                    pc.detect_every, pc.max_persons)
+        device = None if rt.device == "auto" else rt.device
+        try:  # the whole model where it is shipped; landmarks and ids only where it is not
+            mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons)
+            tracker = mesh.tracker
+        except FileNotFoundError as e:
+            log.info("%s: streaming landmarks and ids only", e)
+            tracker = load_pose_tracker(rt.backend, device, rt.threads or None, pc.detect_every, pc.max_persons)
     capture = Capture(cfg.capture.source, cfg.capture)  # raises SourceError for an unreadable source
-    stages = [Perception(tracker), ("smooth", Smoother(cfg.smoothing))]
+    stages = [Perception(tracker)]
+    if mesh is not None:
+        stages.append(("mesh", mesh.stage))
+    stages.append(("smooth", Smoother(cfg.smoothing)))
     sinks = []
     st = cfg.stream
     if st.zmq:
@@ -116,7 +127,8 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
 
         sinks.append(("preview", Preview(outputs.preview_window, outputs.preview_out)))
     pipe = Pipeline(capture, stages, sinks, max_frames=max_frames, progress=progress)
-    pipe.backends = {"perception": getattr(getattr(tracker, "landmarker", None), "backend", None)}
+    pipe.backends = {"perception": getattr(getattr(tracker, "landmarker", None), "backend", None),
+                     "mesh": None if mesh is None else mesh.decoder}
     return pipe
 
 
@@ -125,8 +137,10 @@ def run(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progres
     """Build and run; returns the CONTRACT.md report with the backend of each stage and the device."""
     pipe = build(cfg, outputs, max_frames=max_frames, progress=progress, tracker=tracker)
     report = pipe.run()
-    backend = pipe.backends.get("perception")
-    report["backend"] = {"perception": getattr(backend, "name", "custom"), "mesh": None}
+    backend, mesh = pipe.backends.get("perception"), pipe.backends.get("mesh")
+    report["backend"] = {"perception": getattr(backend, "name", "custom"),
+                         "mesh": None if mesh is None else getattr(mesh, "name", "custom")}
     report["device"] = cfg.runtime.device
-    report["mesh"] = "no mesh model is shipped yet: landmarks and ids only"
+    report["mesh"] = ("mesh recovered for every person" if mesh is not None
+                      else "no mesh model is shipped yet: landmarks and ids only")
     return report

@@ -169,8 +169,63 @@ def train(args) -> dict:
             "batch": args.batch, "lr": args.lr, "seed": args.seed, "history": history,
             "train_time_s": round(time.time() - t0, 1), "device": "cpu",
             "data": "simulated landmarks (mediapipe_noise.json) on ROM + mocap poses, Anny shapes, data-synth cameras"}
+    meta["onnx"] = export(model, out)
     (out / "mega.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def export(model, out: Path) -> dict:
+    """ONNX of the deterministic pass (all positions masked inside the graph: inputs are the conditioning only) and
+    of one decoding step (tokens + conditioning -> logits, orientation), each checked against torch."""
+    import onnxruntime as ort
+    import torch
+
+    from realtime_hmr.models.mega import N_LANDMARKS
+
+    class Deterministic(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, lm2d, lmw, geom):
+            c = self.m.condition(lm2d, lmw, geom)
+            logits, rot6 = self.m(self.m.masked_like(c), c)
+            return logits.argmax(-1), rot6
+
+    class Step(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, tokens, lm2d, lmw, geom):
+            return self.m(tokens, self.m.condition(lm2d, lmw, geom))
+
+    model = model.eval()
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, N_LANDMARKS, 4, generator=g), torch.randn(2, N_LANDMARKS, 3, generator=g),
+         torch.randn(2, 3, generator=g))
+    tok = torch.randint(0, model.cfg.codebook + 1, (2, model.cfg.n_tokens), generator=g)
+    names = ("lm2d", "lmw", "geom")
+    result = {}
+    for fname, net, args, inputs, outputs in (
+            ("mega_det.onnx", Deterministic(model), x, names, ("tokens", "rot6")),
+            ("mega_step.onnx", Step(model), (tok, *x), ("tokens", *names), ("logits", "rot6"))):
+        net.eval()  # a fresh wrapper is in training mode, and train(True) would reach the model (dropout)
+        path = out / fname
+        torch.onnx.export(net, args, str(path), input_names=list(inputs), output_names=list(outputs), opset_version=17,
+                          dynamic_axes={k: {0: "batch"} for k in (*inputs, *outputs)}, dynamo=False)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        if isinstance(sess.get_inputs()[0].shape[0], int):
+            raise RuntimeError(f"{fname}: the batch axis was frozen")
+        with torch.no_grad():
+            ref = [r.numpy() for r in net(*args)]
+        got = sess.run(None, {k: a.numpy() for k, a in zip(inputs, args)})
+        diff = max(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) for a, b in zip(ref, got)
+                   if a.dtype.kind == "f")
+        agree = float(np.mean(ref[0] == got[0])) if ref[0].dtype.kind == "i" else None
+        result[fname] = {"max_abs_diff_vs_torch": diff, "token_agreement_vs_torch": agree,
+                         "inputs": list(inputs), "outputs": list(outputs)}
+    return result
 
 
 def validate(model, val: dict, noise, seed: int) -> dict:
