@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import platform
+import re
 import shlex
 import sys
 import time
@@ -179,8 +180,9 @@ def load_model(path: str | Path):
         c = json.loads(f.metadata()["config"])
     cfg = VQVAEConfig(**{"bone_param": "affine", **c})  # checkpoints from before bone_param were affine
     sd = load_file(str(path))
-    topo = Topology(*(sd[k].numpy() if k in sd else None for k in (
-        "cell_idx", "cell_w", "region_idx", "template", "shape_dirs", "skin_idx", "skin_w", "heads", "heads_dirs", "parents")))
+    keys = ("cell_idx", "cell_w", "region_idx", "template", "shape_dirs", "skin_idx", "skin_w", "heads", "heads_dirs",
+            "parents")
+    topo = Topology(*(sd[k].numpy() if k in sd else None for k in keys))
     model = MeshVQVAE(cfg, topo)
     model.load_state_dict(sd)
     return model.eval()
@@ -371,6 +373,8 @@ def export_from(args) -> dict:
     with safe_open(str(args.export_from), "pt") as f:
         meta = json.loads(f.metadata()["meta"])
     meta["exported_with"] = args.command
+    # the training command writes into --out; without it, it writes (and exports) straight into the package assets
+    meta["reproduce"] = re.sub(r" --out \S+", "", meta["command"])
     return export(load_model(args.export_from), Path(args.out), meta)
 
 
