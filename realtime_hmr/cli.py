@@ -194,8 +194,7 @@ def live_config(args):
     from realtime_hmr.config import load_config
 
     cfg = load_config(args.config)
-    if args.mode == "stochastic":
-        raise ValueError("--mode stochastic needs the mesh model, which is not shipped yet")
+    cfg = cfg.replace("mesh", mode=args.mode)
     cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
     cfg = cfg.replace("perception", max_persons=args.max_persons)
     return cfg.replace("stream", zmq=None if args.zmq == "off" else args.zmq, osc=args.osc, vmc=args.vmc)

@@ -88,10 +88,14 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
 
         rt, pc = cfg.runtime, cfg.perception
         device = None if rt.device == "auto" else rt.device
+        m = cfg.mesh
         try:  # the whole model where it is shipped; landmarks and ids only where it is not
-            mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons)
+            mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, mode=m.mode,
+                                     samples=m.samples, steps=m.steps, temperature=m.temperature)
             tracker = mesh.tracker
         except FileNotFoundError as e:
+            if m.mode == "stochastic":
+                raise RuntimeError(f"--mode stochastic needs the mesh model: {e}") from e
             log.info("%s: streaming landmarks and ids only", e)
             tracker = load_pose_tracker(rt.backend, device, rt.threads or None, pc.detect_every, pc.max_persons)
     capture = Capture(cfg.capture.source, cfg.capture)  # raises SourceError for an unreadable source

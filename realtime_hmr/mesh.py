@@ -99,14 +99,25 @@ class MeshRecovery:
     rig's rotations by inverse kinematics (shape fitted once per track, then reused).
     """
 
-    def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None):
+    def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
+                 step=None, mode: str = "deterministic", samples: int = 10, steps: int = 5, temperature: float = 1.0,
+                 codebook: int = 512, seed: int = 0):
+        if mode not in ("deterministic", "stochastic"):
+            raise ValueError(f"mode must be deterministic or stochastic, got {mode!r}")
+        if mode == "stochastic" and step is None:
+            raise ValueError("stochastic mode needs the decoder's step model (mega_step.onnx)")
         self.tracker, self.decoder, self.vq, self.body = tracker, decoder, vq_decoder, body
+        self.step, self.mode, self.samples, self.steps, self.temperature = step, mode, samples, steps, temperature
+        self.codebook = codebook
+        self.rng = np.random.default_rng(seed)
         self.K = camera_matrix
         self._betas: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(cls, backend: str = "auto", device: str | None = None, threads: int | None = None, max_persons: int = 4,
-             camera_matrix: np.ndarray | None = None) -> MeshRecovery:
+             camera_matrix: np.ndarray | None = None, **mode) -> MeshRecovery:
+        """The shipped models. ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``."""
+        import json
         from importlib.resources import files
 
         from realtime_hmr.body import Body
@@ -119,9 +130,12 @@ class MeshRecovery:
             if not path.is_file():
                 raise FileNotFoundError(f"no mesh model shipped in this build ({path.name} missing; `{how}` makes it)")
         onnx_backend = "onnxruntime" if backend == "torch" else backend
+        step = assets / "mega" / "mega_step.onnx"
+        cfg = json.loads((assets / "mega" / "mega.json").read_text()).get("config", {})
         return cls(load_pose_tracker(backend, device, threads, 10, max_persons),
                    load(str(mega), onnx_backend, device, threads), load(str(vq), onnx_backend, device, threads),
-                   Body.load(), camera_matrix)
+                   Body.load(), camera_matrix, codebook=int(cfg.get("codebook", 512)),
+                   step=load(str(step), onnx_backend, device, threads) if step.is_file() else None, **mode)
 
     def camera(self, image: np.ndarray) -> np.ndarray:
         if self.K is not None:
@@ -141,14 +155,13 @@ class MeshRecovery:
             return persons
         stack = lambda name: np.stack([getattr(p, name) for p in todo])  # noqa: E731
         lm2d, lmw, geom = condition(stack("landmarks_2d"), stack("landmarks_world"), stack("visibility"), K)
-        out = self.decoder.run({"lm2d": lm2d, "lmw": lmw, "geom": geom})
-        tokens, R = out["tokens"].astype(np.int64), rotation_6d(out["rot6"].astype(np.float64))
-        canon = self.vq.run({self.vq.input_names[0]: tokens})[self.vq.output_names[0]].astype(np.float64)
-        verts = np.einsum("nij,nvj->nvi", R, canon)
-        lm3d = self.body.joints(verts, "mediapipe33")
-        vis = np.stack([p.visibility for p in todo])
-        t = solve_translation(lm3d, np.stack([p.landmarks_2d[:, :2] for p in todo]), K, vis)
-        verts = verts + t[:, None]
+        feeds = {"lm2d": lm2d, "lmw": lmw, "geom": geom}
+        if self.mode == "stochastic":
+            verts, t, spread = self._sample(feeds, todo, K)
+        else:
+            out = self.decoder.run(feeds)
+            verts, t = self._place(out["tokens"].astype(np.int64), out["rot6"], todo, K)
+            spread = None
         betas = np.stack([self._betas.get(p.id, np.zeros(self.body.n_betas)) for p in todo])
         known = np.array([p.id in self._betas for p in todo])
         ik = self.body.ik(verts, betas=betas, fit_shape=False) if known.all() else self.body.ik(verts)
@@ -156,10 +169,58 @@ class MeshRecovery:
         for i, p in enumerate(todo):
             self._betas.setdefault(p.id, ik.betas[i])
             body = BodyResult(joints=self.body.joints(verts[i]), vertices=verts[i].astype(np.float32), translation=t[i],
-                              confidence=None, extras={"bone_poses": ik.bone_poses[i], "camera_matrix": K,
-                                                       "tokens": tokens[i]})
+                              confidence=None, extras={"bone_poses": ik.bone_poses[i], "camera_matrix": K})
+            if spread is not None:
+                body.vertex_uncertainty = spread["vertices"][i].astype(np.float32)
+                body.extras["joint_uncertainty"] = spread["joints"][i]
             done[id(p)] = replace(p, body=body)
         return [done.get(id(p), p) for p in persons]
+
+    def _place(self, tokens: np.ndarray, rot6: np.ndarray, persons: list, K: np.ndarray):
+        """Decoded canonical meshes turned to camera space and placed by the closed-form translation."""
+        canon = self.vq.run({self.vq.input_names[0]: tokens})[self.vq.output_names[0]].astype(np.float64)
+        verts = np.einsum("nij,nvj->nvi", rotation_6d(np.asarray(rot6, np.float64)), canon)
+        lm3d = self.body.joints(verts, "mediapipe33")
+        reps = len(tokens) // len(persons)
+        xy = np.repeat(np.stack([p.landmarks_2d[:, :2] for p in persons]), reps, 0)
+        vis = np.repeat(np.stack([p.visibility for p in persons]), reps, 0)
+        t = solve_translation(lm3d, xy, K, vis)
+        return verts + t[:, None], t
+
+    def _sample(self, feeds: dict, persons: list, K: np.ndarray):
+        """Stochastic mode: ``samples`` bodies per person by iterative decoding (MaskGIT: Gumbel noise, temperature
+        annealed to 0, cosine re-masking); the mean body, and each vertex's (joint's) mean distance to it."""
+        n, S, T = len(persons), self.samples, 54
+        f = {k: np.repeat(v, S, 0) for k, v in feeds.items()}
+        mask_id = self.codebook
+        tok = np.full((n * S, T), mask_id, np.int64)
+        rot6 = None
+        for s in range(self.steps):
+            logits, rot6 = (self.step.run({"tokens": tok, **f})[k] for k in ("logits", "rot6"))
+            temp = self.temperature * (1 - (s + 1) / self.steps)
+            g = -np.log(-np.log(self.rng.uniform(1e-9, 1 - 1e-9, logits.shape)))
+            pick = (logits + temp * g).argmax(-1)
+            logp = logits - logits.max(-1, keepdims=True)
+            logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+            conf = np.take_along_axis(logp, pick[..., None], -1)[..., 0]
+            conf = conf + temp * -np.log(-np.log(self.rng.uniform(1e-9, 1 - 1e-9, conf.shape)))
+            still = tok == mask_id
+            conf = np.where(still, conf, np.inf)
+            new = np.where(still, pick, tok)
+            keep = int(np.floor(T * np.cos(np.pi / 2 * (s + 1) / self.steps)))
+            if keep > 0:
+                order = np.argsort(conf, -1)[:, :keep]
+                remask = np.zeros_like(still)
+                np.put_along_axis(remask, order, True, -1)
+                new = np.where(remask & still, mask_id, new)
+            tok = new
+        verts, t = self._place(tok, rot6, persons, K)
+        verts = verts.reshape(n, S, -1, 3)
+        joints = self.body.joints(verts)
+        mean_v, mean_j = verts.mean(1), joints.mean(1)
+        spread = {"vertices": np.linalg.norm(verts - mean_v[:, None], axis=-1).mean(1),
+                  "joints": np.linalg.norm(joints - mean_j[:, None], axis=-1).mean(1)}
+        return mean_v, t.reshape(n, S, 3).mean(1), spread
 
     def __call__(self, image: np.ndarray, camera_matrix: np.ndarray | None = None) -> list:
         """One still image: every person found in it, each with a body."""

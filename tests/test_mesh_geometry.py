@@ -111,3 +111,55 @@ def test_mesh_recovery_places_the_body_where_the_landmarks_say(body):
     assert W.shape == (body.n_bones, 3, 4)
     np.testing.assert_allclose(W[0, :, 3], out.body.joints[0], atol=0.03)  # the root bone at the pelvis joint
     assert 3 in mr._betas  # the shape is kept for the track
+
+
+class _Step:
+    """Stand-in decoding step: fixed logits for every position (tests only)."""
+
+    input_names = ["tokens", "lm2d", "lmw", "geom"]
+    output_names = ["logits", "rot6"]
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def run(self, feeds):
+        n = len(feeds["tokens"])
+        return {"logits": np.broadcast_to(self.logits, (n, 54, len(self.logits))).copy(),
+                "rot6": np.tile([1.0, 0, 0, 0, 1.0, 0], (n, 1))}
+
+
+class _TokenVQ:
+    """Stand-in VQ decoder whose mesh depends on the tokens (scaled by their mean: a shift alone would be undone by
+    the translation solve), refusing [MASK] ids."""
+
+    input_names, output_names = ["tokens"], ["vertices"]
+
+    def __init__(self, canon):
+        self.canon = canon
+
+    def run(self, feeds):
+        tok = feeds["tokens"]
+        assert tok.max() < 8, "a [MASK] id reached the decoder"
+        return {"vertices": self.canon[None] * (1 + 0.05 * tok.mean(1))[:, None, None]}
+
+
+@pytest.mark.parametrize("peaked", [True, False])
+def test_stochastic_mode_samples_and_uncertainty(body, peaked):
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person
+
+    K = camera()
+    canon = body.template - body.template.mean(0)
+    lm = body.joints(canon + [0, 0, 4.0], "mediapipe33")
+    person = Person(id=1, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[project(lm, K), np.zeros(33)],
+                    landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33))
+    logits = np.array([20.0, 0, 0, 0, 0, 0, 0, 0]) if peaked else np.zeros(8)
+    mr = MeshRecovery(None, None, _TokenVQ(canon), body, K, step=_Step(logits), mode="stochastic", samples=6,
+                      steps=5, temperature=2.0, codebook=8)
+    out = mr.recover([person], K)[0]
+    u = out.body.vertex_uncertainty
+    assert u.shape == (body.n_vertices,) and out.body.extras["joint_uncertainty"].shape == (24,)
+    if peaked:  # every sample decodes the same tokens: no spread
+        assert u.max() < 1e-6
+    else:  # samples differ
+        assert u.mean() > 1e-4
