@@ -181,6 +181,11 @@ def test_shipped_onnx_parity_and_metadata():
 def test_shipped_reconstruction_on_fresh_bodies(body):
     import torch
 
+    from realtime_hmr.train.mocap import available
+
+    if not available():  # the fixed evaluation set mixes held-out mocap clips with range-of-motion poses
+        pytest.skip("the held-out mocap clips (../shared/data/mocap or $REALTIME_HMR_DATA) are not installed")
+
     from realtime_hmr.train.vqvae import ShapeSampler, eval_set, load_model
 
     model = load_model(SHIPPED / "vqvae.safetensors")
