@@ -129,7 +129,8 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
     if outputs.preview_window or outputs.preview_out:
         from realtime_hmr.preview import Preview
 
-        sinks.append(("preview", Preview(outputs.preview_window, outputs.preview_out)))
+        faces = None if mesh is None else mesh.body.faces  # the mesh is drawn where there is one
+        sinks.append(("preview", Preview(outputs.preview_window, outputs.preview_out, faces=faces)))
     pipe = Pipeline(capture, stages, sinks, max_frames=max_frames, progress=progress)
     pipe.backends = {"perception": getattr(getattr(tracker, "landmarker", None), "backend", None),
                      "mesh": None if mesh is None else mesh.decoder}
