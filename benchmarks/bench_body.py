@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import timeit, write  # noqa: E402
+from common import timed, write  # noqa: E402
 
 from realtime_hmr.body import Body  # noqa: E402
 
@@ -21,7 +21,7 @@ from realtime_hmr.body import Body  # noqa: E402
 def main() -> None:
     body = Body.load()
     rng = np.random.default_rng(0)
-    out = {"what": "per-call time; per-person = per-call / batch", "cases": {}}
+    out = {"what": "per-call time in ms (p50, p95); per_person_p50 = p50 / batch", "cases": {}}
     for n in (1, 8):
         rv = rng.normal(0, 0.4, (n, body.n_bones, 3))
         R = Rotation.from_rotvec(rv.reshape(-1, 3)).as_matrix().reshape(n, body.n_bones, 3, 3)
@@ -36,10 +36,10 @@ def main() -> None:
             "ik_fit_shape": lambda: body.ik(v),
         }
         for name, fn in cases.items():
-            r = timeit(fn, repeat=5 if name == "ik_fit_shape" else 30)
-            r["per_person_p50_ms"] = r["p50_ms"] / n
+            r = timed(fn, repeat=5 if name == "ik_fit_shape" else 30)  # milliseconds
+            r["per_person_p50"] = r["p50"] / n
             out["cases"][f"{name}/batch{n}"] = r
-            print(f"{name:20s} batch {n}: {r['p50_ms']:8.2f} ms per call, {r['per_person_p50_ms']:7.2f} ms per person")
+            print(f"{name:20s} batch {n}: {r['p50']:8.2f} ms per call, {r['per_person_p50']:7.2f} ms per person")
     print("written", write("body_cpu", out))
 
 

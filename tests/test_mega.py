@@ -86,29 +86,20 @@ def test_learns_tokens_from_landmarks():
     assert (pred == tokens).float().mean() > max(0.7, majority + 0.3)
 
 
-def test_onnx_export_of_the_deterministic_pass(tmp_path):
+def test_onnx_export_of_the_deterministic_pass_and_step(tmp_path):
+    """The shipped export path: both ONNX files keep a free batch axis and agree with torch."""
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
+    from realtime_hmr.train.mega import export
+
     m = MEGA(SMALL).eval()
-
-    class Det(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, lm2d, lmw, geom):
-            c = self.m.condition(lm2d, lmw, geom)
-            logits, rot6 = self.m(self.m.masked_like(c), c)
-            return logits.argmax(-1), rot6
-
-    path = tmp_path / "mega.onnx"
-    args = cond_inputs(2)
-    torch.onnx.export(Det(m), args, str(path), input_names=["lm2d", "lmw", "geom"], output_names=["tokens", "rot6"],
-                      dynamic_axes={k: {0: "b"} for k in ("lm2d", "lmw", "geom", "tokens", "rot6")}, opset_version=17,
-                      dynamo=False)
-    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    report = export(m, tmp_path)
+    assert report["mega_det.onnx"]["token_agreement_vs_torch"] == 1.0
+    assert report["mega_det.onnx"]["max_abs_diff_vs_torch"] < 1e-4
+    assert report["mega_step.onnx"]["max_abs_diff_vs_torch"] < 1e-4
+    s = ort.InferenceSession(str(tmp_path / "mega_det.onnx"), providers=["CPUExecutionProvider"])
     assert not isinstance(s.get_inputs()[0].shape[0], int)  # the batch axis stayed dynamic
-    x = cond_inputs(5, seed=3)
+    x = cond_inputs(5, seed=3)  # another batch size than the export's
     tok, rot6 = s.run(None, {"lm2d": x[0].numpy(), "lmw": x[1].numpy(), "geom": x[2].numpy()})
     ref_tok, ref_rot = m.deterministic(m.condition(*x))
     assert (tok == ref_tok.numpy()).mean() > 0.99
