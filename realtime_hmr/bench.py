@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime_hmr import timing
+
 log = logging.getLogger(__name__)
 DEMO = Path(__file__).resolve().parent / "assets" / "demo" / "demo.mp4"
 PERSONS = (1, 2, 4, 8)
 
 
 def percentiles(ms) -> dict:
-    a = np.asarray(ms, np.float64)
-    return {"p50": float(np.median(a)), "p95": float(np.percentile(a, 95)), "n": int(a.size)}
+    return {**timing.percentiles(ms), "n": len(ms)}
 
 
 def timed(fn, repeat: int, warmup: int = 3) -> dict:

@@ -23,3 +23,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def require_renderer() -> None:
+    """Skip unless the [train] extra and an EGL (OpenGL) context are available: rendering tests need both."""
+    for m in ("moderngl", "mediapipe", "anny", "torch"):
+        pytest.importorskip(m)
+    from realtime_hmr.train import render
+
+    try:
+        render.create_context("egl").release()
+    except Exception as e:  # noqa: BLE001 - any EGL failure means: no renderer here
+        pytest.skip(f"moderngl EGL context unavailable: {e}")

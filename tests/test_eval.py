@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from realtime_hmr.train.evaluate import HIPS12, MP12, SMPL12, limb_errors, score_mesh
+from tests.conftest import require_renderer
 
 
 def test_joint_subsets_name_the_same_joints():
@@ -40,14 +41,7 @@ def test_score_mesh():
 
 
 def test_eval_synthetic_report_fields(tmp_path):
-    for m in ("moderngl", "mediapipe", "anny", "torch"):
-        pytest.importorskip(m)
-    from realtime_hmr.train import render
-
-    try:
-        render.create_context("egl").release()
-    except Exception as e:  # noqa: BLE001 - any EGL failure means: no renderer here
-        pytest.skip(f"moderngl EGL context unavailable: {e}")
+    require_renderer()
     import json
 
     from realtime_hmr.cli import main

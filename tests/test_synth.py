@@ -7,21 +7,12 @@ import json
 import numpy as np
 import pytest
 
-
-def _deps():
-    for m in ("moderngl", "mediapipe", "anny", "torch"):
-        pytest.importorskip(m)
-    from realtime_hmr.train import render
-
-    try:
-        render.create_context("egl").release()
-    except Exception as e:  # noqa: BLE001 - any EGL failure means: no renderer here
-        pytest.skip(f"moderngl EGL context unavailable: {e}")
+from tests.conftest import require_renderer
 
 
 @pytest.fixture(scope="module")
 def maker():
-    _deps()
+    require_renderer()
     from realtime_hmr.train.synth import SceneMaker, SynthConfig
 
     return SceneMaker(SynthConfig(size=(160, 120), p_multi=0.5))
@@ -106,7 +97,7 @@ def test_noise_stats_on_a_shard(shard, tmp_path):
 
 
 def test_synth_command_writes_shards(tmp_path):
-    _deps()
+    require_renderer()
     from realtime_hmr.cli import main
 
     out = tmp_path / "d"

@@ -76,11 +76,10 @@ def simulate_people(n: int, seed: int, domain: int, encoder, batch: int = 64) ->
 
 
 def _kabsch(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """The rotation R with B ~ R A + t (both (V, 3))."""
-    a, b = A - A.mean(0), B - B.mean(0)
-    u, _, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
+    """The rotation R with B ~ R A + t (both (V, 3)): the rotation nearest to their cross-covariance."""
+    from realtime_hmr.body.kinematics import special_procrustes
+
+    return special_procrustes((B - B.mean(0)).T @ (A - A.mean(0)))
 
 
 def observe(mp33: np.ndarray, K: np.ndarray, rng: np.random.Generator, noise) -> tuple:
