@@ -9,6 +9,7 @@ corner mapping as MediaPipe's ``ImageToTensorCalculator`` (crop corners at 0 and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -66,10 +67,48 @@ def crop_to_image(roi: Roi, uv: np.ndarray) -> np.ndarray:
     return np.stack([roi.cx + c * x - s * y, roi.cy + s * x + c * y], -1)
 
 
+@lru_cache(maxsize=8)
+def _axes(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(w, dtype=np.float64)[None, :], np.arange(h, dtype=np.float64)[:, None]
+
+
+def sample_maps(roi: Roi, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point source coordinates of every crop pixel, computed as MediaPipe's ``ImageToTensorCalculator`` (CPU)
+    does: the perspective matrix from ``cv2.boxPoints`` of the ROI (float32) to the crop corners, inverted, each
+    pixel's source position rounded to 1/32 pixel (OpenCV's INTER_BITS) in double precision. Returns ``cv2.remap``'s
+    (H, W, 2) int16 integer part and (H, W) uint16 sub-pixel table index.
+
+    The BlazePose networks are sensitive to the last bit of their input: resampling the same ROI with a different
+    rounding of the sub-pixel positions (OpenCV's own ``warpAffine`` rounds differently from its scalar
+    ``warpPerspective`` path) moves the detector's keypoints by up to half a pixel. Doing it this way makes our crops
+    equal to MediaPipe's, pixel for pixel."""
+    W, H = size
+    src = cv2.boxPoints(((roi.cx, roi.cy), (roi.w, roi.h), roi.rotation * 180.0 / np.pi)).astype(np.float32)
+    dst = np.array([[0, H], [0, 0], [W, 0], [W, H]], np.float32)
+    m = np.linalg.inv(cv2.getPerspectiveTransform(src, dst))
+    x, y = _axes(W, H)  # broadcast (1, W) and (H, 1): the same double arithmetic as OpenCV's per-pixel loop
+    w = (m[2, 1] * y + m[2, 2]) + m[2, 0] * x
+    w = np.divide(32.0, w, out=np.zeros_like(w), where=w != 0)
+    X = ((m[0, 1] * y + m[0, 2]) + m[0, 0] * x) * w
+    Y = ((m[1, 1] * y + m[1, 2]) + m[1, 0] * x) * w
+    lim = 2**20 - 64  # keeps X >> 5 within int16 (ROIs over 32,000 px away from the image)
+    if max(np.abs(X).max(), np.abs(Y).max()) > lim:
+        X, Y = np.clip(X, -lim, lim), np.clip(Y, -lim, lim)
+    X, Y = np.rint(X, out=X).astype(np.int32), np.rint(Y, out=Y).astype(np.int32)
+    map1 = np.empty((H, W, 2), np.int16)
+    map1[..., 0], map1[..., 1] = X >> 5, Y >> 5
+    X &= 31
+    Y &= 31
+    Y <<= 5
+    Y += X
+    return map1, Y.astype(np.uint16)
+
+
 def crop(image: np.ndarray, roi: Roi, size: tuple[int, int], border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """The ROI resampled (bilinear) to ``size`` = (W, H); outside the image: replicate or zero (``border``)."""
-    return cv2.warpAffine(image, crop_matrix(roi, size), size, flags=cv2.INTER_LINEAR, borderMode=border,
-                          borderValue=0)
+    """The ROI resampled (bilinear) to ``size`` = (W, H); outside the image: replicate or zero (``border``).
+    Pixel-identical to MediaPipe's CPU crops (see :func:`sample_maps`)."""
+    map1, map2 = sample_maps(roi, size)
+    return cv2.remap(image, map1, map2, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
 
 
 def crops(image: np.ndarray, rois: list[Roi], size: tuple[int, int], border: int = cv2.BORDER_REPLICATE) -> np.ndarray:

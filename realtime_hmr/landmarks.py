@@ -2,7 +2,7 @@
 
 Follows MediaPipe's ``pose_landmark_by_roi_cpu`` graph (mediapipe 0.10.21): a 256x256 RGB crop in [0, 1] cut from
 the ROI with replicated borders; 39 landmarks (33 body + 6 auxiliary) as x, y, z in crop pixels, visibility and
-presence logits (sigmoid); x, y refined from the 64x64 heatmap (7x7 sigmoid-weighted mean where its peak >= 0.5);
+presence logits (sigmoid); x, y refined from the 64x64 heatmap (9x9 sigmoid-weighted mean where its peak >= 0.5);
 projection by the ROI's rotation and size; world landmarks (metres, hip-centred) turned by the ROI's rotation;
 optional segmentation (sigmoid) warped back onto the image.
 """
@@ -24,7 +24,7 @@ BORDER = cv2.BORDER_REPLICATE  # MediaPipe's default for the landmark crop (the 
 
 @dataclass
 class LandmarkConfig:
-    refine_kernel: int = 7
+    refine_kernel: int = 9  # pose_landmark_by_roi sets kernel_size 9 (checked against mediapipe 0.10.21 output)
     refine_min_confidence: float = 0.5
     roi_scale: float = 1.25
 
@@ -56,24 +56,29 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
 
 
-def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
+def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 9, min_conf: float = 0.5) -> np.ndarray:
     """MediaPipe's RefineLandmarksFromHeatmapCalculator, vectorised. xy (N, L, 2) in [0, 1] of the crop; heatmap
-    (N, h, w, L) logits. Windows are cut at the heatmap's edge; points off the heatmap are left as they are."""
+    (N, h, w, L) logits; the window is cut at the heatmap's edge.
+
+    Kept as MediaPipe has it, quirks included, so that the results agree: the centre cell is the float32 position
+    times the heatmap size truncated toward zero (so x in (-1/w, 0) still lands in column 0), and a point is skipped
+    when its column is outside or its row is negative, but a row past the bottom edge is not skipped (MediaPipe's
+    check compares the column with the height there); such a window is cut to the rows that exist."""
     n, hh, hw, nl = heatmap.shape
     off = (kernel - 1) // 2
-    col = np.floor(xy[..., 0] * hw).astype(np.int64)  # C++ float -> int truncation; negatives are skipped anyway
-    row = np.floor(xy[..., 1] * hh).astype(np.int64)
-    inside = (col >= 0) & (col < hw) & (row >= 0) & (row < hh)
+    col = np.trunc(xy[..., 0].astype(np.float32) * np.float32(hw)).astype(np.int64)
+    row = np.trunc(xy[..., 1].astype(np.float32) * np.float32(hh)).astype(np.int64)
+    inside = (col >= 0) & (col < hw) & (row >= 0) & (col < hh)
     d = np.arange(-off, off + 1)
     rr, cc = row[..., None, None] + d[:, None], col[..., None, None] + d[None, :]  # (N, L, k, k)
     valid = (rr >= 0) & (rr < hh) & (cc >= 0) & (cc < hw) & inside[..., None, None]
     bi = np.arange(n)[:, None, None, None]
     li = np.arange(nl)[None, :, None, None]
-    conf = sigmoid(heatmap[bi, np.clip(rr, 0, hh - 1), np.clip(cc, 0, hw - 1), li]) * valid
+    conf = sigmoid(heatmap[bi, np.clip(rr, 0, hh - 1), np.clip(cc, 0, hw - 1), li].astype(np.float32)) * valid
     s = conf.sum((-1, -2))
     ok = inside & (conf.max((-1, -2)) >= min_conf) & (s > 0)
     s = np.where(s > 0, s, 1.0)
-    refined = np.stack([(conf * cc).sum((-1, -2)) / s / hw, (conf * rr).sum((-1, -2)) / s / hh], -1)
+    refined = np.stack([(conf * cc).sum((-1, -2)) / hw / s, (conf * rr).sum((-1, -2)) / hh / s], -1)
     return np.where(ok[..., None], refined, xy)
 
 

@@ -33,3 +33,21 @@ def test_simulated_people_and_observations():
     # world landmarks are hip-centred: the hips' midpoint near the origin (up to the simulated noise)
     assert np.abs(lmw[:, 23:25].mean(1)).max() < 0.2
     assert (geom[:, 2] > 0).all() and (geom[:, 2] < 2 * SIZE[0] / d["K"][:, 0, 0]).all()
+
+
+def test_vertex_loss_is_zero_at_the_true_tokens_and_has_gradients():
+    import torch
+
+    from realtime_hmr.train.mega import ASSETS, frozen_tokenizer, vertex_loss
+
+    tk = frozen_tokenizer(ASSETS / "vqvae" / "vqvae.safetensors")
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, tk.cfg.codebook_size, (2, tk.cfg.n_tokens), generator=g)
+    mask = torch.rand(2, tk.cfg.n_tokens, generator=g) < 0.5
+    sure = torch.nn.functional.one_hot(tokens, tk.cfg.codebook_size).float() * 50.0  # all mass on the truth
+    assert float(vertex_loss(tk, sure, tokens, mask, 500)) < 1e-4
+    logits = torch.randn(2, tk.cfg.n_tokens, tk.cfg.codebook_size, generator=g, requires_grad=True)
+    loss = vertex_loss(tk, logits, tokens, mask, 500)
+    assert float(loss) > 1e-3
+    loss.backward()
+    assert logits.grad[mask].abs().sum() > 0 and logits.grad[~mask].abs().sum() == 0  # only masked positions learn

@@ -38,7 +38,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--vqvae", default=str(ASSETS / "vqvae"), help="directory of the Mesh-VQ-VAE ONNX files")
+    p.add_argument("--vqvae", default=str(ASSETS / "vqvae"), help="directory of the Mesh-VQ-VAE files")
+    p.add_argument("--aux-vertex", type=float, default=0.0,
+                   help="weight (per metre) of the vertex loss: the expected code of every masked position (softmax "
+                        "of the logits x codebook) decoded by the frozen Mesh-VQ-VAE, against the decoded true tokens")
+    p.add_argument("--aux-vertices", type=int, default=1000, help="vertices per step in that loss (random subset)")
     p.add_argument("--out", default=str(ASSETS / "mega"))
 
 
@@ -125,6 +129,7 @@ def train(args) -> dict:
     val = simulate_people(args.val, args.seed + 1, EVAL, encoder)
     log.info("data: %d + %d people in %.0f s", args.samples, args.val, time.time() - t0)
     noise = NoiseModel.load()
+    tokenizer = frozen_tokenizer(vq / "vqvae.safetensors")
     cfg = MEGAConfig(d=args.d, layers=args.layers, heads=max(4, args.d // 64))
     model = MEGA(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -146,17 +151,18 @@ def train(args) -> dict:
         R = rotation_6d_to_matrix(rot6)
         err = ((R - T(data["R"][idx]).float()) ** 2).sum((-1, -2))
         loss_rot = err[~drop].mean() if (~drop).any() else 0.0 * err.sum()
-        loss = loss_tok + loss_rot
+        loss_v = vertex_loss(tokenizer, logits, tokens, mask, args.aux_vertices) if args.aux_vertex > 0 else None
+        loss = loss_tok + loss_rot + (args.aux_vertex * loss_v if loss_v is not None else 0.0)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0 or step == args.steps:
             h = {"step": step, "loss_tokens": float(loss_tok.detach()), "loss_rot": float(loss_rot.detach()),
-                 "lr": float(lr),
+                 "loss_vertex_mm": None if loss_v is None else float(loss_v.detach()) * 1e3, "lr": float(lr),
                  "time_s": round(time.time() - t0, 1)}
             if step % 500 == 0 or step == args.steps:
-                h.update(validate(model, val, noise, args.seed))
+                h.update(validate(model, val, noise, args.seed, tokenizer))
             history.append(h)
             log.info("%s", h)
     out = Path(args.out)
@@ -165,7 +171,8 @@ def train(args) -> dict:
     meta = {"what": "MEGA decoder (realtime_hmr): 54 mesh tokens + orientation from BlazePose landmarks",
             "command": getattr(args, "command", "python -m realtime_hmr.train.mega"), "config": cfg.__dict__,
             "vqvae": str(vq), "samples": args.samples, "steps": args.steps, "pretrain": args.pretrain,
-            "batch": args.batch, "lr": args.lr, "seed": args.seed, "history": history,
+            "batch": args.batch, "lr": args.lr, "seed": args.seed, "aux_vertex": args.aux_vertex,
+            "aux_vertices": args.aux_vertices, "history": history,
             "train_time_s": round(time.time() - t0, 1), "device": "cpu",
             "data": "simulated landmarks (mediapipe_noise.json) on ROM + mocap poses, Anny shapes, data-synth cameras"}
     meta["onnx"] = export(model, out)
@@ -227,8 +234,32 @@ def export(model, out: Path) -> dict:
     return result
 
 
-def validate(model, val: dict, noise, seed: int) -> dict:
-    """Token accuracy and orientation error on held-out people (one noise draw)."""
+def frozen_tokenizer(path: Path):
+    """The Mesh-VQ-VAE (torch, weights frozen) for the vertex loss and the validation PVE."""
+    from realtime_hmr.train.vqvae import load_model
+
+    m = load_model(path)
+    for q in m.parameters():
+        q.requires_grad_(False)
+    return m
+
+
+def vertex_loss(tokenizer, logits, tokens, mask, n_vertices: int):
+    """Mean vertex distance (metres) between the decoded expected codes (masked positions: softmax(logits) @
+    codebook; the others: their given code) and the decoded true tokens, on a random vertex subset."""
+    import torch
+
+    book = tokenizer.vq.codebook
+    q = torch.where(mask[..., None], logits.softmax(-1) @ book, book[tokens])
+    sub = torch.randperm(tokenizer.cfg.n_vertices)[:n_vertices]
+    with torch.no_grad():
+        target = tokenizer.skin(*tokenizer.decode_latent(book[tokens]), sub)
+    return (tokenizer.skin(*tokenizer.decode_latent(q), sub) - target).norm(dim=-1).mean()
+
+
+def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
+    """Token accuracy, orientation error and (with the tokenizer) the canonical-mesh PVE of the deterministic
+    tokens against the decoded true tokens, on held-out people (one noise draw)."""
     import torch
 
     from realtime_hmr.models.mega import rotation_6d_to_matrix
@@ -240,11 +271,18 @@ def validate(model, val: dict, noise, seed: int) -> dict:
         tok, rot6 = model.deterministic(model.condition(torch.as_tensor(lm2d), torch.as_tensor(lmw),
                                                         torch.as_tensor(geom)))
         R = rotation_6d_to_matrix(rot6).double().numpy()
+        pve = None
+        if tokenizer is not None:
+            errs = []
+            for a in range(0, len(tok), 64):
+                t_pred, t_true = tok[a:a + 64], torch.as_tensor(val["tokens"][a:a + 64])
+                errs.append((tokenizer.decode(t_pred) - tokenizer.decode(t_true)).norm(dim=-1).mean(-1))
+            pve = float(torch.cat(errs).mean()) * 1e3
     model.train()
     rel = np.einsum("nji,njk->nik", R, val["R"])
     ang = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
     return {"val_token_accuracy": float((tok.numpy() == val["tokens"]).mean()),
-            "val_orientation_err_deg_median": float(np.median(ang))}
+            "val_orientation_err_deg_median": float(np.median(ang)), "val_canonical_pve_mm": pve}
 
 
 def main(argv=None) -> int:
