@@ -186,6 +186,56 @@ def cmd_eval_vqvae(args) -> int:
     return run(args)
 
 
+def cmd_generate(args) -> int:
+    import numpy as np
+
+    from realtime_hmr.body import Body
+    from realtime_hmr.mesh import generate
+
+    try:
+        out = generate(args.n, args.steps, args.temperature, args.seed, args.model)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, vertices=out["vertices"], tokens=out["tokens"], faces=Body.load().faces.astype(np.int32))
+    print(f"{args.n} bodies ({out['vertices'].shape[1]} vertices each, canonical, metres) written to {path}")
+    if args.png:
+        png_sheet(out["vertices"], Path(args.png))
+        print(f"figure written to {args.png}")
+    return 0
+
+
+def png_sheet(vertices, path: Path, cols: int = 8) -> None:
+    """Front views of canonical bodies (N, V, 3) in a grid (matplotlib, no OpenGL)."""
+    import numpy as np
+
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise SystemExit("error: --png needs matplotlib (pip install matplotlib)") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from realtime_hmr.body import Body
+    from realtime_hmr.train.eval_vqvae import _panel
+
+    faces = Body.load().faces
+    n = len(vertices)
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 3.0 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < n:
+            _panel(ax, vertices[k], faces, np.full((len(faces), 3), 0.78), f"#{k}")
+        else:
+            ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "demo.mp4"
 
 
@@ -407,6 +457,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev_vq = ev.add_parser("vqvae", help="Mesh-VQ-VAE reconstruction (ONNX) on freshly sampled held-out bodies")
     eval_vqvae_args(ev_vq)
     ev_vq.set_defaults(func=cmd_eval_vqvae)
+
+    ge = sub.add_parser("generate", help="random bodies from the mesh decoder's unconditional prior (npz, optional PNG)")
+    ge.add_argument("--n", type=int, default=16)
+    ge.add_argument("--out", required=True, metavar="FILE", help=".npz with vertices (N, V, 3), tokens (N, 54), faces")
+    ge.add_argument("--png", metavar="FILE", help="also draw them (front views)")
+    ge.add_argument("--steps", type=int, default=5, help="decoding steps (MEGA uses 5)")
+    ge.add_argument("--temperature", type=float, default=1.0)
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--model", metavar="DIR", help="a trained decoder's directory (default: the shipped one)")
+    ge.set_defaults(func=cmd_generate)
 
     tr = sub.add_parser("train", help="train the project's models").add_subparsers(dest="train_command", required=True,
                                                                                   metavar="WHAT")

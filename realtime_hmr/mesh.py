@@ -88,6 +88,61 @@ def rotation_6d(x: np.ndarray) -> np.ndarray:
     return np.stack([e1, e2, np.cross(e1, e2)], -1)
 
 
+def iterative_decode(step, n: int, length: int, mask_id: int, steps: int = 5, temperature: float = 1.0,
+                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """MaskGIT / MEGA iterative decoding of ``n`` sequences from all-[MASK]: each step predicts every masked
+    position (``step(tokens) -> (logits (n, length, K), extra)``), samples with Gumbel noise at a temperature
+    annealed to 0, keeps the most confident new tokens so that floor(length * cos(pi/2 * s/steps)) stay masked, and
+    repeats. Returns the tokens (n, length) and the last step's ``extra`` (the orientation for the decoder)."""
+    rng = rng or np.random.default_rng()
+    gumbel = lambda shape: -np.log(-np.log(rng.uniform(1e-9, 1 - 1e-9, shape)))  # noqa: E731
+    tok = np.full((n, length), mask_id, np.int64)
+    extra = None
+    for s in range(steps):
+        logits, extra = step(tok)
+        temp = temperature * (1 - (s + 1) / steps)
+        pick = (logits + temp * gumbel(logits.shape)).argmax(-1)
+        logp = logits - logits.max(-1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+        conf = np.take_along_axis(logp, pick[..., None], -1)[..., 0] + temp * gumbel(pick.shape)
+        still = tok == mask_id
+        conf = np.where(still, conf, np.inf)  # decided tokens stay
+        new = np.where(still, pick, tok)
+        keep = int(np.floor(length * np.cos(np.pi / 2 * (s + 1) / steps)))
+        if keep > 0:
+            remask = np.zeros_like(still)
+            np.put_along_axis(remask, np.argsort(conf, -1)[:, :keep], True, -1)
+            new = np.where(remask & still, mask_id, new)
+        tok = new
+    return tok, extra
+
+
+def generate(n: int, steps: int = 5, temperature: float = 1.0, seed: int = 0, mega_dir=None, vqvae_dir=None,
+             threads: int | None = None) -> dict:
+    """Random bodies from the decoder's unconditional prior (``mega_prior.onnx``) through the Mesh-VQ-VAE decoder:
+    ``{"tokens": (n, 54) int64, "vertices": (n, V, 3) float32}``, canonical (no global rotation, centred), metres."""
+    import json
+    from importlib.resources import files
+    from pathlib import Path
+
+    from realtime_hmr.runtime import load
+
+    assets = files("realtime_hmr") / "assets"
+    mega_dir, vqvae_dir = Path(mega_dir or assets / "mega"), Path(vqvae_dir or assets / "vqvae")
+    prior, vq = mega_dir / "mega_prior.onnx", vqvae_dir / "vqvae_decoder.onnx"
+    for path, how in ((prior, "realtime-hmr train mega"), (vq, "realtime-hmr train vqvae")):
+        if not path.is_file():
+            raise FileNotFoundError(f"no trained model for this: {path} is missing (`{how}` makes it)")
+    meta = mega_dir / "mega.json"
+    codebook = int(json.loads(meta.read_text()).get("config", {}).get("codebook", 512)) if meta.is_file() else 512
+    net, dec = load(str(prior), "onnxruntime", "cpu", threads), load(str(vq), "onnxruntime", "cpu", threads)
+    rng = np.random.default_rng(seed)
+    tok, _ = iterative_decode(lambda t: (net.run({"tokens": t})["logits"], None), n, 54, codebook, steps,
+                              temperature, rng)
+    verts = dec.run({dec.input_names[0]: tok})[dec.output_names[0]]
+    return {"tokens": tok, "vertices": np.asarray(verts, np.float32)}
+
+
 class MeshRecovery:
     """Every person in an image as a body in camera space (metres, OpenCV axes): the public Python API.
 
@@ -188,32 +243,16 @@ class MeshRecovery:
         return verts + t[:, None], t
 
     def _sample(self, feeds: dict, persons: list, K: np.ndarray):
-        """Stochastic mode: ``samples`` bodies per person by iterative decoding (MaskGIT: Gumbel noise, temperature
-        annealed to 0, cosine re-masking); the mean body, and each vertex's (joint's) mean distance to it."""
-        n, S, T = len(persons), self.samples, 54
+        """Stochastic mode: ``samples`` bodies per person by iterative decoding (:func:`iterative_decode`); the mean
+        body, and each vertex's (joint's) mean distance to it."""
+        n, S = len(persons), self.samples
         f = {k: np.repeat(v, S, 0) for k, v in feeds.items()}
-        mask_id = self.codebook
-        tok = np.full((n * S, T), mask_id, np.int64)
-        rot6 = None
-        for s in range(self.steps):
-            logits, rot6 = (self.step.run({"tokens": tok, **f})[k] for k in ("logits", "rot6"))
-            temp = self.temperature * (1 - (s + 1) / self.steps)
-            g = -np.log(-np.log(self.rng.uniform(1e-9, 1 - 1e-9, logits.shape)))
-            pick = (logits + temp * g).argmax(-1)
-            logp = logits - logits.max(-1, keepdims=True)
-            logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
-            conf = np.take_along_axis(logp, pick[..., None], -1)[..., 0]
-            conf = conf + temp * -np.log(-np.log(self.rng.uniform(1e-9, 1 - 1e-9, conf.shape)))
-            still = tok == mask_id
-            conf = np.where(still, conf, np.inf)
-            new = np.where(still, pick, tok)
-            keep = int(np.floor(T * np.cos(np.pi / 2 * (s + 1) / self.steps)))
-            if keep > 0:
-                order = np.argsort(conf, -1)[:, :keep]
-                remask = np.zeros_like(still)
-                np.put_along_axis(remask, order, True, -1)
-                new = np.where(remask & still, mask_id, new)
-            tok = new
+
+        def step(tok):
+            out = self.step.run({"tokens": tok, **f})
+            return out["logits"], out["rot6"]
+
+        tok, rot6 = iterative_decode(step, n * S, 54, self.codebook, self.steps, self.temperature, self.rng)
         verts, t = self._place(tok, rot6, persons, K)
         verts = verts.reshape(n, S, -1, 3)
         joints = self.body.joints(verts)

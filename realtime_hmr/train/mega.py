@@ -182,7 +182,8 @@ def train(args) -> dict:
 
 def export(model, out: Path) -> dict:
     """ONNX of the deterministic pass (all positions masked inside the graph: inputs are the conditioning only) and
-    of one decoding step (tokens + conditioning -> logits, orientation), each checked against torch."""
+    of one decoding step (tokens + conditioning -> logits, orientation), and of one unconditional step (the prior:
+    tokens -> logits), each checked against torch."""
     import onnxruntime as ort
     import torch
 
@@ -206,6 +207,17 @@ def export(model, out: Path) -> dict:
         def forward(self, tokens, lm2d, lmw, geom):
             return self.m(tokens, self.m.condition(lm2d, lmw, geom))
 
+    class Prior(torch.nn.Module):
+        """One step of unconditional decoding: the learned null condition, built from the tokens' batch."""
+
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, tokens):
+            c = self.m.unconditional(1) + torch.zeros_like(tokens[:, :1, None], dtype=torch.float32)
+            return self.m(tokens, c)[0]
+
     model = model.eval()
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(2, N_LANDMARKS, 4, generator=g), torch.randn(2, N_LANDMARKS, 3, generator=g),
@@ -215,7 +227,8 @@ def export(model, out: Path) -> dict:
     result = {}
     for fname, net, args, inputs, outputs in (
             ("mega_det.onnx", Deterministic(model), x, names, ("tokens", "rot6")),
-            ("mega_step.onnx", Step(model), (tok, *x), ("tokens", *names), ("logits", "rot6"))):
+            ("mega_step.onnx", Step(model), (tok, *x), ("tokens", *names), ("logits", "rot6")),
+            ("mega_prior.onnx", Prior(model), (tok,), ("tokens",), ("logits",))):
         net.eval()  # a fresh wrapper is in training mode, and train(True) would reach the model (dropout)
         path = out / fname
         torch.onnx.export(net, args, str(path), input_names=list(inputs), output_names=list(outputs), opset_version=17,
@@ -224,7 +237,8 @@ def export(model, out: Path) -> dict:
         if isinstance(sess.get_inputs()[0].shape[0], int):
             raise RuntimeError(f"{fname}: the batch axis was frozen")
         with torch.no_grad():
-            ref = [r.numpy() for r in net(*args)]
+            o = net(*args)
+            ref = [r.numpy() for r in (o if isinstance(o, tuple) else (o,))]
         got = sess.run(None, {k: a.numpy() for k, a in zip(inputs, args)})
         diff = max(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) for a, b in zip(ref, got)
                    if a.dtype.kind == "f")
