@@ -151,7 +151,7 @@ class MeshRecovery:
 
     Per person: landmarks (the tracker) -> decoder (54 tokens + orientation, one pass) -> Mesh-VQ-VAE decoder
     (canonical mesh) -> turned to camera space -> translation in closed form from the 2D landmarks -> joints, and the
-    rig's rotations by inverse kinematics (shape fitted once per track, then reused).
+    rig's rotations by inverse kinematics (shape fitted once per track, then reused; only newcomers pay for it).
     """
 
     def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
@@ -217,19 +217,33 @@ class MeshRecovery:
             out = self.decoder.run(feeds)
             verts, t = self._place(out["tokens"].astype(np.int64), out["rot6"], todo, K)
             spread = None
-        betas = np.stack([self._betas.get(p.id, np.zeros(self.body.n_betas)) for p in todo])
-        known = np.array([p.id in self._betas for p in todo])
-        ik = self.body.ik(verts, betas=betas, fit_shape=False) if known.all() else self.body.ik(verts)
+        bone_poses = self._rig(verts, [p.id for p in todo])
         done = {}
         for i, p in enumerate(todo):
-            self._betas.setdefault(p.id, ik.betas[i])
             body = BodyResult(joints=self.body.joints(verts[i]), vertices=verts[i].astype(np.float32), translation=t[i],
-                              confidence=None, extras={"bone_poses": ik.bone_poses[i], "camera_matrix": K})
+                              confidence=None, extras={"bone_poses": bone_poses[i], "camera_matrix": K})
             if spread is not None:
                 body.vertex_uncertainty = spread["vertices"][i].astype(np.float32)
                 body.extras["joint_uncertainty"] = spread["joints"][i]
             done[id(p)] = replace(p, body=body)
         return [done.get(id(p), p) for p in persons]
+
+    def _rig(self, verts: np.ndarray, ids: list) -> np.ndarray:
+        """Posed bone frames (n, B, 3, 4) by IK: people seen before reuse their shape (the fast path); only new ones
+        get their shape fitted, once, and remembered by id."""
+        known = np.array([i in self._betas for i in ids])
+        out = np.empty((len(ids), self.body.n_bones, 3, 4))
+        if known.any():
+            betas = np.stack([self._betas[i] for i, k in zip(ids, known) if k])
+            out[known] = self.body.ik(verts[known], betas=betas, fit_shape=False).bone_poses
+        if not known.all():
+            ik = self.body.ik(verts[~known])
+            out[~known] = ik.bone_poses
+            for j, i in enumerate(np.asarray(ids, dtype=object)[~known]):
+                self._betas[i] = ik.betas[j]
+            while len(self._betas) > 256:  # ids only grow: forget the oldest tracks' shapes
+                self._betas.pop(next(iter(self._betas)))
+        return out
 
     def _place(self, tokens: np.ndarray, rot6: np.ndarray, persons: list, K: np.ndarray):
         """Decoded canonical meshes turned to camera space and placed by the closed-form translation."""

@@ -111,6 +111,19 @@ def test_mesh_recovery_places_the_body_where_the_landmarks_say(body):
     assert W.shape == (body.n_bones, 3, 4)
     np.testing.assert_allclose(W[0, :, 3], out.body.joints[0], atol=0.03)  # the root bone at the pelvis joint
     assert 3 in mr._betas  # the shape is kept for the track
+    # a second person joins: only the newcomer's shape is fitted; the first keeps the one it had
+    calls = []
+    ik = body.ik
+    body_ik = lambda v, betas=None, fit_shape=True, iterations=3: (calls.append((len(v), fit_shape)),  # noqa: E731
+                                                                   ik(v, betas, fit_shape, iterations))[1]
+    mr.body = type("Spy", (), {"ik": staticmethod(body_ik), "__getattr__": lambda self, k: getattr(body, k)})()
+    kept = mr._betas[3].copy()
+    other = Person(id=7, box=np.zeros(4), score=1.0, landmarks_2d=person.landmarks_2d + 1.0,
+                   landmarks_world=person.landmarks_world, visibility=np.ones(33))
+    both = mr.recover([person, other], K)
+    assert sorted(calls) == [(1, False), (1, True)]
+    np.testing.assert_array_equal(mr._betas[3], kept)
+    assert 7 in mr._betas and all(o.body is not None for o in both)
 
 
 class _Step:
