@@ -59,3 +59,17 @@ def test_eval_synthetic_report_fields(tmp_path):
     assert {"mpjpe_mm", "pa_mpjpe_mm", "detected"} <= set(b)
     if b["detected"]:
         assert 0 < b["pa_mpjpe_mm"] <= b["mpjpe_mm"] * 1.5 and b["mpjpe_mm"] < 1000
+        assert sum(v["n"] for v in b["by_source"].values()) == b["n"] and set(b["by_yaw"]) and set(b["by_distance"])
+
+
+def test_breakdown_by_distance_yaw_and_source():
+    from realtime_hmr.train.evaluate import breakdown
+
+    err = {"mpjpe": np.array([0.1, 0.2, 0.3, 0.4])}
+    b = breakdown(err, yaw=[10, -170, 90, -20], distance=[2.0, 4.0, 6.0, 2.5], source=["rom", "cmu", "rom", "cmu"])
+    assert b["by_distance"]["under 3 m"] == {"n": 2, "mpjpe_mm": 250.0}
+    assert b["by_distance"]["5 m and over"] == {"n": 1, "mpjpe_mm": 300.0}
+    assert b["by_yaw"]["front (|yaw| < 45)"] == {"n": 2, "mpjpe_mm": 250.0}
+    assert b["by_yaw"]["back (|yaw| >= 135)"] == {"n": 1, "mpjpe_mm": 200.0}
+    assert b["by_source"]["cmu"] == {"n": 2, "mpjpe_mm": 300.0}
+    assert b["by_yaw"]["side (45-135)"]["n"] == 1 and b["by_distance"]["3-5 m"]["mpjpe_mm"] == 200.0

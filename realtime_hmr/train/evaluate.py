@@ -54,6 +54,21 @@ def _mm(x) -> float | None:
     return round(float(x.mean()) * 1e3, 1) if x.size else None
 
 
+DISTANCE_BINS = ((0.0, 3.0, "under 3 m"), (3.0, 5.0, "3-5 m"), (5.0, np.inf, "5 m and over"))
+YAW_BINS = ((0.0, 45.0, "front (|yaw| < 45)"), (45.0, 135.0, "side (45-135)"), (135.0, 181.0, "back (|yaw| >= 135)"))
+
+
+def breakdown(errors: dict, yaw, distance, source) -> dict:
+    """Mean errors (mm) by camera distance, by the person's heading relative to the camera and by pose source."""
+    yaw, distance, source = np.abs(np.asarray(yaw, float)), np.asarray(distance, float), np.asarray(source)
+    masks = {"by_distance": {name: (distance >= lo) & (distance < hi) for lo, hi, name in DISTANCE_BINS},
+             "by_yaw": {name: (yaw >= lo) & (yaw < hi) for lo, hi, name in YAW_BINS},
+             "by_source": {str(k): source == k for k in np.unique(source)}}
+    return {group: {name: {"n": int(m.sum()), **{f"{k}_mm": _mm(np.asarray(v)[m]) for k, v in errors.items()}}
+                    for name, m in ms.items()}
+            for group, ms in masks.items()}
+
+
 def _summary(acc: dict) -> dict:
     if not acc["p"]:
         return {"mpjpe_mm": None, "pa_mpjpe_mm": None, "n": 0}
@@ -68,10 +83,11 @@ def _summary(acc: dict) -> dict:
             "image_error_median_pct_height": round(float(np.median(px)) * 100, 2),
             "image_pck_5pct_height": round(float((px < 0.05).mean()), 3),
             "by_view": {k: {"n": int(m.sum()), "mpjpe_mm": _mm(e[m]), "pa_mpjpe_mm": _mm(pa[m])}
-                        for k, m in subsets.items()}}
+                        for k, m in subsets.items()},
+            **breakdown({"mpjpe": e, "pa_mpjpe": pa}, acc["yaw"], acc["dist"], acc["src"])}
 
 
-def _add(acc: dict, world33, image33, s: dict) -> None:
+def _add(acc: dict, world33, image33, s: dict, source: str) -> None:
     gt2 = s["mp33_2d"][0, MP12]
     height = np.ptp(s["mp33_2d"][0, :, 1]) + 1e-6  # person height in the image (projected landmarks)
     acc["p"].append(world33[MP12])
@@ -80,6 +96,8 @@ def _add(acc: dict, world33, image33, s: dict) -> None:
     acc["px"].append(np.linalg.norm(image33[MP12, :2] - gt2, axis=-1) / height)
     acc["partial"].append(s["info"]["partial"])
     acc["yaw"].append(s["yaw_deg"])
+    acc["dist"].append(s["info"]["distance_m"])
+    acc["src"].append(source)
 
 
 def _mesh_model():
@@ -119,8 +137,9 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     rot, betas, src = maker.draw_people(n, rng)
     tracker, perception_name = _perception()
     mesh, mesh_reason = _mesh_model()
-    base, own = ({k: [] for k in ("p", "g", "s", "px", "partial", "yaw")} for _ in range(2))
+    base, own = ({k: [] for k in ("p", "g", "s", "px", "partial", "yaw", "dist", "src")} for _ in range(2))
     ours = {"pve": [], "mpjpe": [], "pa_mpjpe": []}
+    ours_meta = {"yaw": [], "dist": [], "src": []}
     detected = mp_detected = 0
     t_mp, t_own, t0 = [], [], time.perf_counter()
     steps = track(range(n), description="eval synthetic", disable=not progress)
@@ -130,7 +149,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
         t_mp.append(s["time_ms"][3])
         if lab is not None:
             mp_detected += 1
-            _add(base, lab.world, lab.image, s)
+            _add(base, lab.world, lab.image, s, str(src[i]))
         bgr = cv2.cvtColor(s["rgb"], cv2.COLOR_RGB2BGR)
         if tracker is not None:
             tracker.reset()
@@ -141,7 +160,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                 k = min(range(len(persons)), key=lambda j: match_person(
                     persons[j].landmarks_2d[:, :2], s["mp33_2d"][:1])[1])
                 detected += 1
-                _add(own, persons[k].landmarks_world, persons[k].landmarks_2d, s)
+                _add(own, persons[k].landmarks_world, persons[k].landmarks_2d, s, str(src[i]))
         else:
             detected += lab is not None
         if mesh is not None:
@@ -157,12 +176,16 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                                 None if p.body.vertices is None else p.body.vertices[None], gv[None])
                 for k_, v_ in sc.items():
                     ours[k_].append(v_[0])
+                for k_, v_ in (("yaw", s["yaw_deg"]), ("dist", s["info"]["distance_m"]), ("src", str(src[i]))):
+                    ours_meta[k_].append(v_)
     wall = time.perf_counter() - t0
     report = {
         "n": n, "detected": int(detected), "seed": seed,
         "pve_mm": _mm(ours["pve"]) if ours["pve"] else None,
         "mpjpe_mm": _mm(ours["mpjpe"]) if ours["mpjpe"] else None,
         "pa_mpjpe_mm": _mm(ours["pa_mpjpe"]) if ours["pa_mpjpe"] else None,
+        "breakdown": breakdown({k: v for k, v in ours.items() if len(v) == len(ours_meta["yaw"])}, ours_meta["yaw"],
+                               ours_meta["dist"], ours_meta["src"]) if ours["mpjpe"] else None,
         "baseline": {"mediapipe_world": {**_summary(base), "detected": mp_detected}},
         "perception": {"name": perception_name, "detected": int(detected),
                        "world_landmarks": _summary(own) if tracker is not None else None,
