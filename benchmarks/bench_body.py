@@ -28,12 +28,12 @@ def main() -> None:
         betas = rng.normal(size=(n, body.n_betas))
         v = body.skin(R, None, betas)
         body.ik(v, betas=betas, fit_shape=False)  # factorise and cache the shapes' solvers
-        cases = {
-            "skin": lambda: body.skin(R, None, betas),
-            "joints_smpl24": lambda: body.joints(v),
-            "joints_mediapipe33": lambda: body.joints(v, "mediapipe33"),
-            "ik_known_shape": lambda: body.ik(v, betas=betas, fit_shape=False),
-            "ik_fit_shape": lambda: body.ik(v),
+        cases = {  # called within this iteration: default arguments bind this batch's arrays
+            "skin": lambda R=R, betas=betas: body.skin(R, None, betas),
+            "joints_smpl24": lambda v=v: body.joints(v),
+            "joints_mediapipe33": lambda v=v: body.joints(v, "mediapipe33"),
+            "ik_known_shape": lambda v=v, betas=betas: body.ik(v, betas=betas, fit_shape=False),
+            "ik_fit_shape": lambda v=v: body.ik(v),
         }
         for name, fn in cases.items():
             r = timed(fn, repeat=5 if name == "ik_fit_shape" else 30)  # milliseconds

@@ -80,12 +80,12 @@ def main(argv=None) -> int:
                                                                                [0, 0, 1]]))))
                 tok = mega.run(feeds)["tokens"].astype(np.int64)
 
-                def both():
+                def both(mega=mega, vq=vq, feeds=feeds):
                     t = mega.run(feeds)["tokens"].astype(np.int64)
                     return vq.run({"tokens": t})
 
-                r = {"mega": timed(lambda: mega.run(feeds), args.repeat),
-                     "vq_decode": timed(lambda: vq.run({"tokens": tok}), args.repeat),
+                r = {"mega": timed(lambda mega=mega, feeds=feeds: mega.run(feeds), args.repeat),
+                     "vq_decode": timed(lambda vq=vq, tok=tok: vq.run({"tokens": tok}), args.repeat),
                      "both": timed(both, args.repeat)}
                 r["per_person_p50_ms"] = r["both"]["p50"] / B
                 res["runs"][f"threads{th}_batch{B}"] = r

@@ -219,7 +219,7 @@ def png_sheet(vertices, path: Path, cols: int = 8) -> None:
     import matplotlib.pyplot as plt
 
     from realtime_hmr.body import Body
-    from realtime_hmr.train.eval_vqvae import _panel
+    from realtime_hmr.train.eval_vqvae import front_view
 
     faces = Body.load().faces
     n = len(vertices)
@@ -228,7 +228,7 @@ def png_sheet(vertices, path: Path, cols: int = 8) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 3.0 * rows), squeeze=False)
     for k, ax in enumerate(axes.flat):
         if k < n:
-            _panel(ax, vertices[k], faces, np.full((len(faces), 3), 0.78), f"#{k}")
+            front_view(ax, vertices[k], faces, np.full((len(faces), 3), 0.78), f"#{k}")
         else:
             ax.axis("off")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_vqvae_args(ev_vq)
     ev_vq.set_defaults(func=cmd_eval_vqvae)
 
-    ge = sub.add_parser("generate", help="random bodies from the mesh decoder's unconditional prior (npz, optional PNG)")
+    ge = sub.add_parser("generate",
+                        help="random bodies from the mesh decoder's unconditional prior (npz, optional PNG)")
     ge.add_argument("--n", type=int, default=16)
     ge.add_argument("--out", required=True, metavar="FILE", help=".npz with vertices (N, V, 3), tokens (N, 54), faces")
     ge.add_argument("--png", metavar="FILE", help="also draw them (front views)")
@@ -483,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

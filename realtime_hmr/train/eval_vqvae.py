@@ -87,7 +87,7 @@ def evaluate(n: int, seed: int, model_dir: Path, threads: int | None = None) -> 
     return rep
 
 
-def _panel(ax, v: np.ndarray, faces: np.ndarray, face_rgb: np.ndarray, title: str) -> None:
+def front_view(ax, v: np.ndarray, faces: np.ndarray, face_rgb: np.ndarray, title: str) -> None:
     from matplotlib.collections import PolyCollection
 
     tri = v[faces]  # (F, 3, 3); front view: image x = +X, image y = +Z, camera on -Y
@@ -131,9 +131,9 @@ def figure(model_dir: Path, path: Path, seed: int = 3, vmax_mm: float | None = N
     fig, axes = plt.subplots(2, len(picks), figsize=(2.1 * len(picks), 6.4))
     for k, i in enumerate(picks):
         grey = np.full((len(body.faces), 3), 0.78)
-        _panel(axes[0, k], gt[k], body.faces, grey, f"{src[i]}, {age[i]:.0f} y\noriginal")
+        front_view(axes[0, k], gt[k], body.faces, grey, f"{src[i]}, {age[i]:.0f} y\noriginal")
         fe = err[k][body.faces].mean(1) / vmax_mm
-        _panel(axes[1, k], rec[k], body.faces, cmap(np.clip(fe, 0, 1))[:, :3],
+        front_view(axes[1, k], rec[k], body.faces, cmap(np.clip(fe, 0, 1))[:, :3],
                f"reconstruction\nPVE {err[k].mean():.1f} mm (max {err[k].max():.0f})")
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, vmax_mm))
     fig.colorbar(sm, ax=axes[1, :].tolist(), orientation="horizontal", fraction=0.04, pad=0.02,
