@@ -117,24 +117,33 @@ def iterative_decode(step, n: int, length: int, mask_id: int, steps: int = 5, te
     return tok, extra
 
 
-def generate(n: int, steps: int = 5, temperature: float = 1.0, seed: int = 0, mega_dir=None, vqvae_dir=None,
-             threads: int | None = None) -> dict:
-    """Random bodies from the decoder's unconditional prior (``mega_prior.onnx``) through the Mesh-VQ-VAE decoder:
-    ``{"tokens": (n, 54) int64, "vertices": (n, V, 3) float32}``, canonical (no global rotation, centred), metres."""
+def decoder_files(name: str, mega_dir=None, vqvae_dir=None) -> tuple:
+    """The mesh decoder's ``name`` ONNX file and the Mesh-VQ-VAE decoder (the shipped ones unless directories are
+    given), checked to exist with an error that says how to make them: (decoder path, VQ decoder path, decoder
+    directory, codebook size from its mega.json)."""
     import json
     from importlib.resources import files
     from pathlib import Path
 
-    from realtime_hmr.runtime import load
-
     assets = files("realtime_hmr") / "assets"
+    where = "shipped in this build" if mega_dir is None else f"in {mega_dir}"
     mega_dir, vqvae_dir = Path(mega_dir or assets / "mega"), Path(vqvae_dir or assets / "vqvae")
-    prior, vq = mega_dir / "mega_prior.onnx", vqvae_dir / "vqvae_decoder.onnx"
-    for path, how in ((prior, "realtime-hmr train mega"), (vq, "realtime-hmr train vqvae")):
+    net, vq = mega_dir / name, vqvae_dir / "vqvae_decoder.onnx"
+    for path, how in ((net, "realtime-hmr train mega"), (vq, "realtime-hmr train vqvae")):
         if not path.is_file():
-            raise FileNotFoundError(f"no trained model for this: {path} is missing (`{how}` makes it)")
+            raise FileNotFoundError(f"no mesh model {where} ({path.name} missing; `{how}` makes it)")
     meta = mega_dir / "mega.json"
     codebook = int(json.loads(meta.read_text()).get("config", {}).get("codebook", 512)) if meta.is_file() else 512
+    return net, vq, mega_dir, codebook
+
+
+def generate(n: int, steps: int = 5, temperature: float = 1.0, seed: int = 0, mega_dir=None, vqvae_dir=None,
+             threads: int | None = None) -> dict:
+    """Random bodies from the decoder's unconditional prior (``mega_prior.onnx``) through the Mesh-VQ-VAE decoder:
+    ``{"tokens": (n, 54) int64, "vertices": (n, V, 3) float32}``, canonical (no global rotation, centred), metres."""
+    from realtime_hmr.runtime import load
+
+    prior, vq, _, codebook = decoder_files("mega_prior.onnx", mega_dir, vqvae_dir)
     net, dec = load(str(prior), "onnxruntime", "cpu", threads), load(str(vq), "onnxruntime", "cpu", threads)
     rng = np.random.default_rng(seed)
     tok, _ = iterative_decode(lambda t: (net.run({"tokens": t})["logits"], None), n, 54, codebook, steps,
@@ -172,24 +181,16 @@ class MeshRecovery:
     def load(cls, backend: str = "auto", device: str | None = None, threads: int | None = None, max_persons: int = 4,
              camera_matrix: np.ndarray | None = None, **mode) -> MeshRecovery:
         """The shipped models. ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``."""
-        import json
-        from importlib.resources import files
-
         from realtime_hmr.body import Body
         from realtime_hmr.landmarks import load_pose_tracker
         from realtime_hmr.runtime import load
 
-        assets = files("realtime_hmr") / "assets"
-        mega, vq = assets / "mega" / "mega_det.onnx", assets / "vqvae" / "vqvae_decoder.onnx"
-        for path, how in ((mega, "realtime-hmr train mega"), (vq, "realtime-hmr train vqvae")):
-            if not path.is_file():
-                raise FileNotFoundError(f"no mesh model shipped in this build ({path.name} missing; `{how}` makes it)")
+        mega, vq, mega_dir, codebook = decoder_files("mega_det.onnx")
         onnx_backend = "onnxruntime" if backend == "torch" else backend
-        step = assets / "mega" / "mega_step.onnx"
-        cfg = json.loads((assets / "mega" / "mega.json").read_text()).get("config", {})
+        step = mega_dir / "mega_step.onnx"
         return cls(load_pose_tracker(backend, device, threads, 10, max_persons),
                    load(str(mega), onnx_backend, device, threads), load(str(vq), onnx_backend, device, threads),
-                   Body.load(), camera_matrix, codebook=int(cfg.get("codebook", 512)),
+                   Body.load(), camera_matrix, codebook=codebook,
                    step=load(str(step), onnx_backend, device, threads) if step.is_file() else None, **mode)
 
     def camera(self, image: np.ndarray) -> np.ndarray:
