@@ -146,12 +146,19 @@ def cmd_data_synth(args) -> int:
 def cmd_eval_synthetic(args) -> int:
     from realtime_hmr.train.evaluate import evaluate_synthetic
 
-    r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress)
+    r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
+                           samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine)
     b = r["baseline"]["mediapipe_world"]
-    ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm"
+    ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
+                       f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"
                        if r["mpjpe_mm"] is not None else f"n/a ({r.get('reason')})")
     print(f"{r['n']} held-out people, {r['detected']} detected by {r['perception']['name']}; {ours}; baseline "
           f"MediaPipe world landmarks MPJPE {b['mpjpe_mm']} PA-MPJPE {b['pa_mpjpe_mm']} mm ({b['detected']} detected)")
+    if r.get("stochastic"):
+        st = r["stochastic"]
+        print(f"stochastic, {st['samples']} samples: MPJPE deterministic {st['deterministic_mpjpe_mm']}, mean body "
+              f"{st['mean_body_mpjpe_mm']}, best of {st['samples']} {st['best_of_k_mpjpe_mm']} mm; uncertainty vs "
+              f"visibility Spearman {st['uncertainty_vs_visibility_spearman']}")
     write_report(r, args.report)
     return 0
 
@@ -448,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--seed", type=int, default=0)
     es.add_argument("--width", type=int, default=384)
     es.add_argument("--height", type=int, default=288)
+    es.add_argument("--stochastic", type=int, default=0, metavar="K",
+                    help="also run stochastic mode with K samples per person: best of K, mean body, uncertainty")
+    es.add_argument("--mega-dir", default=None,
+                    help="score this decoder (a `train mega --out` directory), not the shipped one")
+    es.add_argument("--no-refine", action="store_true", help="keep the decoder's orientation (no PnP refinement)")
     es.add_argument("--no-progress", action="store_true")
     es.add_argument("--report", metavar="FILE", help="write the report (CONTRACT.md fields) as JSON")
     es.set_defaults(func=cmd_eval_synthetic)

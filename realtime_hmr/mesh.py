@@ -79,6 +79,35 @@ def solve_translation(points: np.ndarray, xy: np.ndarray, K: np.ndarray, weights
     return np.where((depth < min_depth)[..., None], t + (min_depth - depth)[..., None] * np.array([0, 0, 1.0]), t)
 
 
+def refine_pose(points: np.ndarray, xy: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
+                visibility: np.ndarray, min_vis: float = 0.5, max_turn_deg: float = 60.0) -> tuple[np.ndarray, ...]:
+    """The body's rotation and translation refined on the image: Levenberg-Marquardt PnP (OpenCV) of the decoded
+    body's landmarks (n, 33, 3), canonical frame, onto the tracker's 2D landmarks (n, 33, 2), started from the
+    decoder's rotation R (n, 3, 3) and the closed-form translation t (n, 3). The 2D landmarks are far more accurate
+    than the world landmarks the decoder's orientation rests on. Per person, the start is kept where fewer than six
+    landmarks are visible, or where the refinement would turn the body by more than ``max_turn_deg`` or put it
+    behind the camera. Returns R, t."""
+    import cv2
+
+    R, t = np.array(R, np.float64), np.array(t, np.float64)
+    for i in range(len(points)):
+        use = (np.asarray(visibility[i]) >= min_vis) & np.isfinite(xy[i]).all(-1)
+        if use.sum() < 6:
+            continue
+        rvec, _ = cv2.Rodrigues(R[i])
+        ok, rvec, tvec = cv2.solvePnP(np.ascontiguousarray(points[i][use], np.float64),
+                                      np.ascontiguousarray(xy[i][use], np.float64), np.asarray(K, np.float64),
+                                      None, rvec, t[i].reshape(3, 1).copy(), True, cv2.SOLVEPNP_ITERATIVE)
+        if not ok:
+            continue
+        R_new = cv2.Rodrigues(rvec)[0]
+        turn = np.degrees(np.arccos(np.clip((np.trace(R_new.T @ R[i]) - 1) / 2, -1, 1)))
+        depth = (points[i] @ R_new.T + tvec[:, 0])[:, 2]
+        if turn <= max_turn_deg and (depth > 0.1).all():
+            R[i], t[i] = R_new, tvec[:, 0]
+    return R, t
+
+
 def rotation_6d(x: np.ndarray) -> np.ndarray:
     """Zhou et al.'s 6D rotation (two columns) to matrices (..., 3, 3), as the decoder's orientation head."""
     a, b = x[..., :3], x[..., 3:]
@@ -119,13 +148,16 @@ def iterative_decode(step, n: int, length: int, mask_id: int, steps: int = 5, te
 
 def decoder_files(name: str, mega_dir=None, vqvae_dir=None) -> tuple:
     """The mesh decoder's ``name`` ONNX file and the Mesh-VQ-VAE decoder (the shipped ones unless directories are
-    given), checked to exist with an error that says how to make them: (decoder path, VQ decoder path, decoder
-    directory, codebook size from its mega.json)."""
+    given; ``REALTIME_HMR_MEGA_DIR`` names another decoder directory for every command), checked to exist with an
+    error that says how to make them: (decoder path, VQ decoder path, decoder directory, codebook size from its
+    mega.json)."""
     import json
+    import os
     from importlib.resources import files
     from pathlib import Path
 
     assets = files("realtime_hmr") / "assets"
+    mega_dir = mega_dir or os.environ.get("REALTIME_HMR_MEGA_DIR") or None
     where = "shipped in this build" if mega_dir is None else f"in {mega_dir}"
     mega_dir, vqvae_dir = Path(mega_dir or assets / "mega"), Path(vqvae_dir or assets / "vqvae")
     net, vq = mega_dir / name, vqvae_dir / "vqvae_decoder.onnx"
@@ -159,13 +191,14 @@ class MeshRecovery:
         persons = mr(image_bgr)            # each: id, box, landmarks, body.joints (24), body.vertices, body.rotations
 
     Per person: landmarks (the tracker) -> decoder (54 tokens + orientation, one pass) -> Mesh-VQ-VAE decoder
-    (canonical mesh) -> turned to camera space -> translation in closed form from the 2D landmarks -> joints, and the
-    rig's rotations by inverse kinematics (shape fitted once per track, then reused; only newcomers pay for it).
+    (canonical mesh) -> turned to camera space -> translation in closed form from the 2D landmarks -> rotation and
+    translation refined on the 2D landmarks (PnP; ``refine=False`` keeps the decoder's) -> joints, and the rig's
+    rotations by inverse kinematics (shape fitted once per track, then reused; only newcomers pay for it).
     """
 
     def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
                  step=None, mode: str = "deterministic", samples: int = 10, steps: int = 5, temperature: float = 1.0,
-                 codebook: int = 512, seed: int = 0):
+                 codebook: int = 512, seed: int = 0, refine: bool = True):
         if mode not in ("deterministic", "stochastic"):
             raise ValueError(f"mode must be deterministic or stochastic, got {mode!r}")
         if mode == "stochastic" and step is None:
@@ -175,17 +208,19 @@ class MeshRecovery:
         self.codebook = codebook
         self.rng = np.random.default_rng(seed)
         self.K = camera_matrix
+        self.refine = refine
         self._betas: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(cls, backend: str = "auto", device: str | None = None, threads: int | None = None, max_persons: int = 4,
-             camera_matrix: np.ndarray | None = None, **mode) -> MeshRecovery:
-        """The shipped models. ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``."""
+             camera_matrix: np.ndarray | None = None, mega_dir=None, **mode) -> MeshRecovery:
+        """The shipped models (or the decoder in ``mega_dir``, as written by ``realtime-hmr train mega --out``).
+        ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``, ``refine``."""
         from realtime_hmr.body import Body
         from realtime_hmr.landmarks import load_pose_tracker
         from realtime_hmr.runtime import load
 
-        mega, vq, mega_dir, codebook = decoder_files("mega_det.onnx")
+        mega, vq, mega_dir, codebook = decoder_files("mega_det.onnx", mega_dir)
         onnx_backend = "onnxruntime" if backend == "torch" else backend
         step = mega_dir / "mega_step.onnx"
         return cls(load_pose_tracker(backend, device, threads, 10, max_persons),
@@ -226,6 +261,7 @@ class MeshRecovery:
             if spread is not None:
                 body.vertex_uncertainty = spread["vertices"][i].astype(np.float32)
                 body.extras["joint_uncertainty"] = spread["joints"][i]
+                body.extras["sample_joints"] = spread["sample_joints"][i]
             done[id(p)] = replace(p, body=body)
         return [done.get(id(p), p) for p in persons]
 
@@ -247,15 +283,19 @@ class MeshRecovery:
         return out
 
     def _place(self, tokens: np.ndarray, rot6: np.ndarray, persons: list, K: np.ndarray):
-        """Decoded canonical meshes turned to camera space and placed by the closed-form translation."""
+        """Decoded canonical meshes turned to camera space and placed by the closed-form translation (and, with
+        ``refine``, the rotation and translation refined on the 2D landmarks)."""
         canon = self.vq.run({self.vq.input_names[0]: tokens})[self.vq.output_names[0]].astype(np.float64)
-        verts = np.einsum("nij,nvj->nvi", rotation_6d(np.asarray(rot6, np.float64)), canon)
-        lm3d = self.body.joints(verts, "mediapipe33")
+        R = rotation_6d(np.asarray(rot6, np.float64))
+        lm_canon = self.body.joints(canon, "mediapipe33")
+        lm3d = np.einsum("nij,nkj->nki", R, lm_canon)
         reps = len(tokens) // len(persons)
         xy = np.repeat(np.stack([p.landmarks_2d[:, :2] for p in persons]), reps, 0)
         vis = np.repeat(np.stack([p.visibility for p in persons]), reps, 0)
         t = solve_translation(lm3d, xy, K, vis)
-        return verts + t[:, None], t
+        if self.refine:
+            R, t = refine_pose(lm_canon, xy, K, R, t, vis)
+        return np.einsum("nij,nvj->nvi", R, canon) + t[:, None], t
 
     def _sample(self, feeds: dict, persons: list, K: np.ndarray):
         """Stochastic mode: ``samples`` bodies per person by iterative decoding (:func:`iterative_decode`); the mean
@@ -273,7 +313,7 @@ class MeshRecovery:
         joints = self.body.joints(verts)
         mean_v, mean_j = verts.mean(1), joints.mean(1)
         spread = {"vertices": np.linalg.norm(verts - mean_v[:, None], axis=-1).mean(1),
-                  "joints": np.linalg.norm(joints - mean_j[:, None], axis=-1).mean(1)}
+                  "joints": np.linalg.norm(joints - mean_j[:, None], axis=-1).mean(1), "sample_joints": joints}
         return mean_v, t.reshape(n, S, 3).mean(1), spread
 
     def __call__(self, image: np.ndarray, camera_matrix: np.ndarray | None = None) -> list:

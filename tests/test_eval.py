@@ -48,13 +48,18 @@ def test_eval_synthetic_report_fields(tmp_path):
 
     report = tmp_path / "r.json"
     assert main(["eval", "synthetic", "--n", "2", "--seed", "11", "--width", "192", "--height", "144",
-                 "--no-progress", "--report", str(report)]) == 0
+                 "--stochastic", "3", "--no-progress", "--report", str(report)]) == 0
     r = json.loads(report.read_text())
     assert r["n"] == 2 and 0 <= r["detected"] <= 2
     for k in ("pve_mm", "mpjpe_mm", "pa_mpjpe_mm"):
         assert k in r
     if r["mpjpe_mm"] is None:
-        assert r["reason"]
+        assert r["reason"] and r["stochastic"] is None
+    else:  # a mesh model ships: every scored person is scored on the limbs and in stochastic mode too
+        assert 0 < r["pa_mpjpe_mm"] <= r["mpjpe_mm"] * 1.5 and 0 < r["limb12"]["pa_mpjpe_mm"]
+        st = r["stochastic"]
+        assert st["samples"] == 3 and st["n"] == sum(v["n"] for v in r["breakdown"]["by_source"].values())
+        assert st["best_of_k_mpjpe_mm"] <= st["mean_body_mpjpe_mm"] * 3
     b = r["baseline"]["mediapipe_world"]
     assert {"mpjpe_mm", "pa_mpjpe_mm", "detected"} <= set(b)
     if b["detected"]:
@@ -73,3 +78,22 @@ def test_breakdown_by_distance_yaw_and_source():
     assert b["by_yaw"]["back (|yaw| >= 135)"] == {"n": 1, "mpjpe_mm": 200.0}
     assert b["by_source"]["cmu"] == {"n": 2, "mpjpe_mm": 300.0}
     assert b["by_yaw"]["side (45-135)"]["n"] == 1 and b["by_distance"]["3-5 m"]["mpjpe_mm"] == 200.0
+
+
+def test_stochastic_summary_best_of_k_and_uncertainty_correlations():
+    from realtime_hmr.train.evaluate import stochastic_summary
+
+    rng = np.random.default_rng(0)
+    vis = [rng.uniform(0, 1, 12) for _ in range(3)]
+    unc = [0.1 * (1 - v) + 0.01 for v in vis]  # less visible, more uncertain
+    err = [u * 2 for u in unc]
+    acc = {"samples": 10, "det": [0.10, 0.20, 0.30], "det_pa": [0.05, 0.05, 0.05], "mean": [0.09, 0.2, 0.3],
+           "mean_pa": [0.04, 0.05, 0.05], "best": [0.05, 0.1, 0.2], "best_pa": [0.03, 0.04, 0.04],
+           "unc": unc, "vis": vis, "err": err}
+    s = stochastic_summary(acc)
+    assert s["n"] == 3 and s["joints"] == 36
+    assert s["deterministic_mpjpe_mm"] == 200.0 and s["best_of_k_mpjpe_mm"] == pytest.approx(116.7)
+    assert s["uncertainty_vs_visibility_spearman"] == -1.0 and s["uncertainty_vs_error_spearman"] == 1.0
+    low = np.concatenate(vis) < 0.5
+    assert s["joints_visibility_below_0.5"] == int(low.sum())
+    assert s["uncertainty_mm_visibility_below_0.5"] > s["uncertainty_mm_visibility_0.5_and_over"]

@@ -22,8 +22,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cli(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def cli(*args, cwd, **env):
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env}
     return subprocess.run([sys.executable, "-m", "realtime_hmr", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300)
 
@@ -84,8 +84,9 @@ def test_run_with_unreadable_source_fails_clearly(tmp_path):
 
 
 def test_stochastic_mode_is_refused_without_a_mesh_model(tmp_path):
-    out = cli("run", "--source", str(DEMO), "--mode", "stochastic", "--zmq", "off", cwd=tmp_path)
-    assert out.returncode == 2 and "mesh model" in out.stderr
+    out = cli("run", "--source", str(DEMO), "--mode", "stochastic", "--zmq", "off", cwd=tmp_path,
+              REALTIME_HMR_MEGA_DIR=str(tmp_path / "no_decoder_here"))
+    assert out.returncode == 2 and "mesh model" in out.stderr and "no_decoder_here" in out.stderr
 
 
 def test_vmc_carries_the_humanoid_pose_of_a_body(body):

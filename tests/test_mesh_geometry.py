@@ -172,7 +172,33 @@ def test_stochastic_mode_samples_and_uncertainty(body, peaked):
     out = mr.recover([person], K)[0]
     u = out.body.vertex_uncertainty
     assert u.shape == (body.n_vertices,) and out.body.extras["joint_uncertainty"].shape == (24,)
+    sj = out.body.extras["sample_joints"]
+    assert sj.shape == (6, 24, 3)
+    np.testing.assert_allclose(out.body.joints, sj.mean(0), atol=1e-6)  # the mean body's joints: the samples' mean
     if peaked:  # every sample decodes the same tokens: no spread
         assert u.max() < 1e-6
     else:  # samples differ
         assert u.mean() > 1e-4
+
+
+def test_refine_pose_recovers_the_rotation_from_2d_landmarks(person):
+    """PnP from a 25-degree-off start lands on the true rotation and translation; with too few visible landmarks,
+    or a refinement that would turn the body around, the start is kept."""
+    from realtime_hmr.mesh import refine_pose
+
+    K = camera()
+    P = person - person.mean(0)
+    R_true = Rotation.from_euler("xyz", [10, 40, -5], degrees=True).as_matrix()
+    t_true = np.array([0.2, -0.1, 3.5])
+    xy = project(P @ R_true.T + t_true, K)
+    R0 = Rotation.from_rotvec([0.0, np.radians(25), 0.0]).as_matrix() @ R_true
+    t0 = solve_translation(P @ R0.T, xy, K)
+    vis = np.ones(33)
+    R, t = refine_pose(P[None], xy[None], K, R0[None], t0[None], vis[None])
+    assert np.degrees(Rotation.from_matrix(R[0] @ R_true.T).magnitude()) < 0.01
+    np.testing.assert_allclose(t[0], t_true, atol=1e-4)
+    few = np.where(np.arange(33) < 5, 1.0, 0.1)
+    R, t = refine_pose(P[None], xy[None], K, R0[None], t0[None], few[None])
+    np.testing.assert_array_equal(R[0], R0)
+    R, t = refine_pose(P[None], xy[None], K, R0[None], t0[None], vis[None], max_turn_deg=10.0)
+    np.testing.assert_array_equal(R[0], R0)

@@ -51,3 +51,67 @@ def test_vertex_loss_is_zero_at_the_true_tokens_and_has_gradients():
     assert float(loss) > 1e-3
     loss.backward()
     assert logits.grad[mask].abs().sum() > 0 and logits.grad[~mask].abs().sum() == 0  # only masked positions learn
+
+
+def test_rendered_labels_pair_mediapipe_inputs_with_the_matched_persons_targets(tmp_path):
+    """load_rendered: skips images where MediaPipe found nobody or somebody too far from every person, takes the
+    person MediaPipe matched, and gives the
+    targets of that person: tokens of its centred canonical mesh, and the rotation of that mesh onto its
+    camera-space vertices."""
+    from scipy.spatial.transform import Rotation
+
+    from realtime_hmr.body import Body
+    from realtime_hmr.mesh import condition
+    from realtime_hmr.train.mega import load_rendered
+
+    body = Body.load()
+    rng = np.random.default_rng(3)
+    n, P = 5, 2  # the last image: MediaPipe's skeleton 51 px (over a quarter of the height) from its match
+    rot = np.tile(np.eye(3), (n, P, body.n_bones, 1, 1))
+    rot[:, :, 0] = Rotation.random(n * P, random_state=1).as_matrix().reshape(n, P, 3, 3)
+    rot[:, :, 5] = Rotation.from_rotvec(rng.normal(0, 0.4, (n * P, 3))).as_matrix().reshape(n, P, 3, 3)
+    K = np.tile(np.array([[300.0, 0, 192], [0, 300.0, 144], [0, 0, 1]]), (n, 1, 1))
+    cam_R = Rotation.random(n, random_state=2).as_matrix()
+    mp33_2d = np.zeros((n, P, 33, 2))
+    mp33_2d[..., 1] = np.linspace(0, 200, 33)  # everyone 200 px tall
+    shard = {"mp_detected": np.array([True, False, True, True, True]), "mp_person": np.array([1, -1, 0, 1, 0]),
+             "mp_match_px": np.array([3.0, 0, 49.0, 10.0, 51.0]), "mp33_2d": mp33_2d,
+             "mp_image": rng.uniform(0, 300, (n, 33, 3)), "mp_world": rng.normal(0, 0.3, (n, 33, 3)),
+             "mp_visibility": rng.uniform(0, 1, (n, 33)), "camera_K": K, "camera_R": cam_R,
+             "camera_t": rng.normal(0, 1, (n, 3)) + [0, 0, 4], "rotations": rot,
+             "translation": rng.normal(0, 1, (n, P, 3)), "betas": rng.normal(0, 0.5, (n, P, 20)),
+             "pose_source": np.array([["rom", "cmu"]] * n)}
+    np.savez(tmp_path / "shard_00000.npz", **shard)
+    seen = []
+
+    def encoder(v):
+        seen.append(v)
+        return np.arange(len(v) * 54).reshape(len(v), 54)
+
+    d = load_rendered([tmp_path], encoder)
+    keep, person = np.array([0, 2, 3]), np.array([1, 0, 1])
+    assert len(d["tokens"]) == 3 and list(d["source"]) == ["cmu", "rom", "cmu"]
+    want = condition(shard["mp_image"][keep], shard["mp_world"][keep], shard["mp_visibility"][keep], K[keep])
+    for got, w in zip((d["lm2d"], d["lmw"], d["geom"]), want):
+        np.testing.assert_allclose(got, w)
+    canon = np.concatenate(seen)
+    assert np.abs(canon.mean(1)).max() < 1e-4
+    for k, (i, p) in enumerate(zip(keep, person)):
+        cam = body.skin(rot[i, p], shard["translation"][i, p], shard["betas"][i, p]) @ cam_R[i].T
+        posed = canon[k] @ d["R"][k].T
+        np.testing.assert_allclose(posed - posed.mean(0), cam - cam.mean(0), atol=1e-4)  # same body, turned
+    with pytest.raises(FileNotFoundError, match="shard"):
+        load_rendered([tmp_path / "empty"], encoder)
+
+
+def test_simulated_world_landmarks_follow_the_measured_error():
+    """NoiseModel.sample_world: per-landmark errors as measured (hips tight, wrists loose, with outliers)."""
+    from realtime_hmr.train.noise_stats import NoiseModel
+
+    nm = NoiseModel.load()
+    gt = np.zeros((4000, 33, 3))
+    err = np.linalg.norm(nm.sample_world(gt, np.random.default_rng(0)), axis=-1)
+    med = np.median(err, 0)
+    assert med[23] < 0.08 and med[15] > 0.1  # left hip vs left wrist (measured medians 0.04 and 0.19 m)
+    np.testing.assert_allclose(med, nm.world_median, rtol=0.5)
+    assert (err > 0.2).mean(0)[15] > 0.3  # wrists: outliers as often as measured (0.48)

@@ -1,11 +1,18 @@
 """Train the MEGA decoder: ``realtime-hmr train mega`` (or ``python -m realtime_hmr.train.mega``).
 
-Data (no rendering): synthetic people from the same pose, shape and camera sources as ``data synth``; for each one,
-the canonical mesh (root rotation removed, centred) tokenised by the shipped Mesh-VQ-VAE encoder, the rotation from
-that canonical mesh to camera space (the orientation target), and the clean camera-space BlazePose landmarks (the
-body's ``mediapipe33`` regressor). Each batch then simulates what the tracker would see: image landmarks with the
-measured MediaPipe error model (``assets/mediapipe_noise.json``), relative depth, hip-centred world landmarks with
-noise, visibility; and turns them into decoder inputs with the runtime's own :func:`realtime_hmr.mesh.condition`.
+Data, two kinds, mixed in every batch (``--rendered-frac``):
+
+- MediaPipe-on-render labels (``--rendered DIR``: shards of ``realtime-hmr data synth``): what MediaPipe really
+  reported for a rendered person (image landmarks, world landmarks, visibility), with that person's targets. This is
+  the distribution the decoder meets at run time; its world landmarks are far noisier than any simple model of them.
+- Simulated people (no rendering): the same pose, shape and camera sources as ``data synth``, their clean
+  camera-space BlazePose landmarks (the body's ``mediapipe33`` regressor), and for each batch a fresh draw of what
+  the tracker would see, from the measured MediaPipe error model (``assets/mediapipe_noise.json``: image and world
+  landmarks), relative depth and visibility. Cheap and endlessly varied.
+
+Targets for both: the canonical mesh (root rotation removed, centred) tokenised by the shipped Mesh-VQ-VAE encoder,
+and the rotation from that canonical mesh to camera space (the orientation). Inputs go through the runtime's own
+:func:`realtime_hmr.mesh.condition`.
 
 Schedule: ``--pretrain`` steps with the condition dropped (the unconditional prior: random bodies), then
 conditional training where 10 % of the conditions are still dropped (so the prior stays usable). Loss: cross-entropy
@@ -29,13 +36,13 @@ SIZE = (640, 480)
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=20000, help="synthetic people generated for training")
-    p.add_argument("--val", type=int, default=500, help="held-out people (eval pose clips, another seed)")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--pretrain", type=int, default=500, help="unconditional steps first")
+    p.add_argument("--val", type=int, default=300, help="held-out people (eval pose clips, another seed)")
+    p.add_argument("--steps", type=int, default=11000)
+    p.add_argument("--pretrain", type=int, default=300, help="unconditional steps first")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--d", type=int, default=256)
-    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--d", type=int, default=128, help="width (128 x 4 layers: real time on a 2-core CPU)")
+    p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--vqvae", default=str(ASSETS / "vqvae"), help="directory of the Mesh-VQ-VAE files")
@@ -43,6 +50,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="weight (per metre) of the vertex loss: the expected code of every masked position (softmax "
                         "of the logits x codebook) decoded by the frozen Mesh-VQ-VAE, against the decoded true tokens")
     p.add_argument("--aux-vertices", type=int, default=1000, help="vertices per step in that loss (random subset)")
+    p.add_argument("--rendered", nargs="*", default=[],
+                   help="directories of `realtime-hmr data synth` shards: MediaPipe-on-render training labels")
+    p.add_argument("--rendered-frac", type=float, default=0.5, help="share of each batch drawn from --rendered")
+    p.add_argument("--rendered-val", type=int, default=500, help="rendered people held out for validation")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 BF16, CUDA GPUs)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--out", default=str(ASSETS / "mega"))
 
 
@@ -79,6 +92,56 @@ def simulate_people(n: int, seed: int, domain: int, encoder, batch: int = 64) ->
             for k, v in out.items()}
 
 
+def load_rendered(dirs, encoder, batch: int = 64, max_match: float = 0.25) -> dict[str, np.ndarray]:
+    """MediaPipe-on-render training pairs from ``data synth`` shards: for every image where MediaPipe found a person,
+    its decoder inputs (lm2d, lmw, geom, from MediaPipe's landmarks), and that person's targets (tokens, R) and
+    pose source. Person order is the shards' (sorted file names) order. Skipped: gross mismatches, where the median
+    distance of MediaPipe's landmarks to the matched person's exceeds ``max_match`` of that person's height in the
+    image (a skeleton stitched from two people, or the wrong one: about 4 % of detections)."""
+    from realtime_hmr.body import Body
+    from realtime_hmr.mesh import condition
+
+    files = sorted(f for d in dirs for f in Path(d).glob("shard_*.npz"))
+    if not files:
+        raise FileNotFoundError(f"no data synth shards (shard_*.npz) under {', '.join(map(str, dirs))}")
+    body = Body.load()
+    out = {k: [] for k in ("lm2d", "lmw", "geom", "tokens", "R", "source")}
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            d = {k: z[k] for k in ("mp_detected", "mp_person", "mp_match_px", "mp_image", "mp_world", "mp_visibility",
+                                   "mp33_2d", "camera_K", "camera_R", "camera_t", "rotations", "translation", "betas",
+                                   "pose_source")}
+        idx = np.flatnonzero(d["mp_detected"])
+        height = np.ptp(d["mp33_2d"][idx, d["mp_person"][idx], :, 1], -1)
+        idx = idx[d["mp_match_px"][idx] <= max_match * height]
+        p = d["mp_person"][idx]
+        lm2d, lmw, geom = condition(d["mp_image"][idx], d["mp_world"][idx], d["mp_visibility"][idx],
+                                    d["camera_K"][idx].astype(np.float64))
+        out["lm2d"].append(lm2d)
+        out["lmw"].append(lmw)
+        out["geom"].append(geom)
+        out["source"].append(d["pose_source"][idx, p])
+        for a in range(0, len(idx), batch):
+            i, q = idx[a:a + batch], p[a:a + batch]
+            rot = d["rotations"][i, q].astype(np.float64)
+            betas = d["betas"][i, q].astype(np.float64)
+            posed, _ = body.pose(rot, d["translation"][i, q].astype(np.float64), betas)
+            cam = np.einsum("nvj,nij->nvi", posed, d["camera_R"][i].astype(np.float64)) + d["camera_t"][i, None]
+            rot[:, 0] = np.eye(3)
+            canon, _ = body.pose(rot, None, betas)
+            canon -= canon.mean(1, keepdims=True)
+            out["tokens"].append(encoder(canon.astype(np.float32)))
+            out["R"] += [_kabsch(canon[k], cam[k]) for k in range(len(i))]
+        log.info("rendered labels: %s, %d people", f.name, len(idx))
+    return {k: np.stack(v) if k == "R" else np.concatenate(v) for k, v in out.items()}
+
+
+def _manifest_command(directory) -> str | None:
+    """The command that made a ``data synth`` directory (its manifest.json), for the decoder's metadata."""
+    f = Path(directory) / "manifest.json"
+    return json.loads(f.read_text()).get("command") if f.is_file() else None
+
+
 def _kabsch(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The rotation R with B ~ R A + t (both (V, 3)): the rotation nearest to their cross-covariance."""
     from realtime_hmr.body.kinematics import special_procrustes
@@ -100,7 +163,7 @@ def observe(mp33: np.ndarray, K: np.ndarray, rng: np.random.Generator, noise) ->
     xy = np.where(np.isfinite(xy), xy, xy_gt)
     z = (mp33[..., 2] - depth[:, None]) * (f / depth)[:, None]
     z = z + rng.normal(0, 0.05, z.shape) * np.ptp(xy_gt[..., 1], 1)[:, None]
-    world = mp33 - hip[:, None] + rng.normal(0, 0.04, mp33.shape)
+    world = noise.sample_world(mp33 - hip[:, None], rng)
     inside = (xy_gt[..., 0] >= 0) & (xy_gt[..., 0] < SIZE[0]) & (xy_gt[..., 1] >= 0) & (xy_gt[..., 1] < SIZE[1])
     vis = np.where(inside, rng.uniform(0.5, 1.0, inside.shape), rng.uniform(0.0, 0.3, inside.shape))
     vis = np.where(rng.random(vis.shape) < 0.1, rng.uniform(0.0, 0.5, vis.shape), vis)  # self-occlusion
@@ -120,6 +183,7 @@ def train(args) -> dict:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     vq = Path(args.vqvae)
     enc = ort.InferenceSession(str(vq / "vqvae_encoder.onnx"), providers=["CPUExecutionProvider"])
     enc_in = enc.get_inputs()[0].name
@@ -127,29 +191,47 @@ def train(args) -> dict:
     t0 = time.time()
     data = simulate_people(args.samples, args.seed, TRAIN, encoder)
     val = simulate_people(args.val, args.seed + 1, EVAL, encoder)
-    log.info("data: %d + %d people in %.0f s", args.samples, args.val, time.time() - t0)
+    rendered = rendered_val = None
+    if args.rendered:
+        rendered = load_rendered(args.rendered, encoder)
+        n_val = min(args.rendered_val, len(rendered["tokens"]) // 5)
+        rendered_val = {k: v[-n_val:] for k, v in rendered.items()}
+        rendered = {k: v[:-n_val] for k, v in rendered.items()}
+    n_r = round(args.batch * args.rendered_frac) if rendered is not None else 0
+    log.info("data: %d simulated + %d rendered training people, %d + %d held out, in %.0f s", args.samples,
+             0 if rendered is None else len(rendered["tokens"]), args.val,
+             0 if rendered_val is None else len(rendered_val["tokens"]), time.time() - t0)
     noise = NoiseModel.load()
-    tokenizer = frozen_tokenizer(vq / "vqvae.safetensors")
+    tokenizer = frozen_tokenizer(vq / "vqvae.safetensors").to(dev)
     cfg = MEGAConfig(d=args.d, layers=args.layers, heads=max(4, args.d // 64))
-    model = MEGA(cfg)
+    model = MEGA(cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng = np.random.default_rng(args.seed)
-    T = lambda a: torch.as_tensor(a)  # noqa: E731
+    T = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
     history = []
     for step in range(1, args.steps + 1):
         lr = args.lr * min(1.0, step / 200) * 0.5 * (1 + np.cos(np.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = rng.integers(0, args.samples, args.batch)
+        idx = rng.integers(0, args.samples, args.batch - n_r)
         lm2d, lmw, geom, _ = observe(data["mp33"][idx], data["K"][idx], rng, noise)
-        tokens = T(data["tokens"][idx])
-        drop = torch.ones(args.batch, dtype=torch.bool) if step <= args.pretrain else T(rng.random(args.batch) < 0.1)
-        mask = training_mask(args.batch, cfg.n_tokens)
-        logits, rot6 = model(torch.where(mask, torch.full_like(tokens, model.mask_id), tokens),
-                             model.condition(T(lm2d), T(lmw), T(geom), drop=drop))
+        tokens, R_true = data["tokens"][idx], data["R"][idx]
+        if n_r:
+            j = rng.integers(0, len(rendered["tokens"]), n_r)
+            lm2d, lmw, geom = (np.concatenate([a, rendered[k][j]]) for a, k in
+                               ((lm2d, "lm2d"), (lmw, "lmw"), (geom, "geom")))
+            tokens, R_true = np.concatenate([tokens, rendered["tokens"][j]]), np.concatenate([R_true, rendered["R"][j]])
+        tokens = T(tokens)
+        drop = (torch.ones(args.batch, dtype=torch.bool) if step <= args.pretrain
+                else torch.as_tensor(rng.random(args.batch) < 0.1)).to(dev)
+        mask = training_mask(args.batch, cfg.n_tokens).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp):
+            logits, rot6 = model(torch.where(mask, torch.full_like(tokens, model.mask_id), tokens),
+                                 model.condition(T(lm2d), T(lmw), T(geom), drop=drop))
+        logits, rot6 = logits.float(), rot6.float()
         loss_tok = F.cross_entropy(logits[mask], tokens[mask])
         R = rotation_6d_to_matrix(rot6)
-        err = ((R - T(data["R"][idx]).float()) ** 2).sum((-1, -2))
+        err = ((R - T(R_true).float()) ** 2).sum((-1, -2))
         loss_rot = err[~drop].mean() if (~drop).any() else 0.0 * err.sum()
         loss_v = vertex_loss(tokenizer, logits, tokens, mask, args.aux_vertices) if args.aux_vertex > 0 else None
         loss = loss_tok + loss_rot + (args.aux_vertex * loss_v if loss_v is not None else 0.0)
@@ -163,8 +245,12 @@ def train(args) -> dict:
                  "time_s": round(time.time() - t0, 1)}
             if step % 500 == 0 or step == args.steps:
                 h.update(validate(model, val, noise, args.seed, tokenizer))
+                if rendered_val is not None:
+                    h.update({k.replace("val_", "val_rendered_"): v
+                              for k, v in validate(model, rendered_val, None, args.seed, tokenizer).items()})
             history.append(h)
             log.info("%s", h)
+    model = model.cpu()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "mega.safetensors"))
@@ -173,8 +259,14 @@ def train(args) -> dict:
             "vqvae": str(vq), "samples": args.samples, "steps": args.steps, "pretrain": args.pretrain,
             "batch": args.batch, "lr": args.lr, "seed": args.seed, "aux_vertex": args.aux_vertex,
             "aux_vertices": args.aux_vertices, "history": history,
-            "train_time_s": round(time.time() - t0, 1), "device": "cpu",
-            "data": "simulated landmarks (mediapipe_noise.json) on ROM + mocap poses, Anny shapes, data-synth cameras"}
+            "train_time_s": round(time.time() - t0, 1), "device": str(dev), "amp_bf16": bool(args.amp),
+            "rendered": {"dirs": [str(d) for d in args.rendered],
+                         "made_by": [_manifest_command(d) for d in args.rendered],
+                         "fraction": args.rendered_frac if n_r else 0.0,
+                         "people": 0 if rendered is None else int(len(rendered["tokens"])),
+                         "held_out": 0 if rendered_val is None else int(len(rendered_val["tokens"]))},
+            "data": "simulated landmarks (mediapipe_noise.json) on ROM + mocap poses, Anny shapes, data-synth cameras"
+                    + (", plus MediaPipe-on-render labels (data synth shards)" if n_r else "")}
     meta["onnx"] = export(model, out)
     (out / "mega.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -273,25 +365,30 @@ def vertex_loss(tokenizer, logits, tokens, mask, n_vertices: int):
 
 def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
     """Token accuracy, orientation error and (with the tokenizer) the canonical-mesh PVE of the deterministic
-    tokens against the decoded true tokens, on held-out people (one noise draw)."""
+    tokens against the decoded true tokens, on held-out people: simulated (``val`` has mp33 and K; one noise draw)
+    or rendered (``val`` has the inputs lm2d, lmw, geom; ``noise`` None)."""
     import torch
 
     from realtime_hmr.models.mega import rotation_6d_to_matrix
 
     model.eval()
-    rng = np.random.default_rng(seed + 7)
-    lm2d, lmw, geom, _ = observe(val["mp33"], val["K"], rng, noise)
+    dev = next(model.parameters()).device
+    if noise is None:
+        lm2d, lmw, geom = val["lm2d"], val["lmw"], val["geom"]
+    else:
+        lm2d, lmw, geom, _ = observe(val["mp33"], val["K"], np.random.default_rng(seed + 7), noise)
+    T = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
     with torch.no_grad():
-        tok, rot6 = model.deterministic(model.condition(torch.as_tensor(lm2d), torch.as_tensor(lmw),
-                                                        torch.as_tensor(geom)))
-        R = rotation_6d_to_matrix(rot6).double().numpy()
+        tok, rot6 = model.deterministic(model.condition(T(lm2d), T(lmw), T(geom)))
+        R = rotation_6d_to_matrix(rot6).double().cpu().numpy()
         pve = None
         if tokenizer is not None:
             errs = []
             for a in range(0, len(tok), 64):
-                t_pred, t_true = tok[a:a + 64], torch.as_tensor(val["tokens"][a:a + 64])
+                t_pred, t_true = tok[a:a + 64], T(val["tokens"][a:a + 64])
                 errs.append((tokenizer.decode(t_pred) - tokenizer.decode(t_true)).norm(dim=-1).mean(-1))
             pve = float(torch.cat(errs).mean()) * 1e3
+        tok = tok.cpu()
     model.train()
     rel = np.einsum("nji,njk->nik", R, val["R"])
     ang = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
