@@ -162,12 +162,14 @@ class NoiseModel:
         self.std = np.array([s if s is not None else [0.05, 0.05] for s in img["std"]], np.float64)
         self.outlier = np.array([r if r is not None else 0.0 for r in img["outlier_rate"]], np.float64)
         self.outlier_scale = 3 * np.array([p if p is not None else 0.1 for p in img["p90_norm"]], np.float64)
-        w = stats["world"]
-        self.world_bias = np.array([b if b is not None else [0.0] * 3 for b in w["bias"]], np.float64)
-        self.world_std = np.array([s if s is not None else [0.05] * 3 for s in w["std"]], np.float64)
-        self.world_outlier = np.array([r if r is not None else 0.0 for r in w["outlier_rate"]], np.float64)
-        self.world_outlier_scale = 0.5 * np.array([q if q is not None else 0.2 for q in w["p90_norm"]], np.float64)
-        self.world_median = np.array([m if m is not None else 0.1 for m in w["median_norm"]], np.float64)
+        self.has_world = "world" in stats
+        if self.has_world:
+            w = stats["world"]
+            self.world_bias = np.array([b if b is not None else [0.0] * 3 for b in w["bias"]], np.float64)
+            self.world_std = np.array([s if s is not None else [0.05] * 3 for s in w["std"]], np.float64)
+            self.world_outlier = np.array([r if r is not None else 0.0 for r in w["outlier_rate"]], np.float64)
+            self.world_outlier_scale = 0.5 * np.array([q if q is not None else 0.2 for q in w["p90_norm"]])
+            self.world_median = np.array([m if m is not None else 0.1 for m in w["median_norm"]], np.float64)
         self.dist_edges = np.asarray(DIST_EDGES)
         self.det_rate = np.array([b["detection_rate"] if b["detection_rate"] is not None else stats["detection_rate"]
                                   for b in stats["by_distance"]])
@@ -190,6 +192,8 @@ class NoiseModel:
         return xy, detected
 
     def sample_world(self, gt_world, rng: np.random.Generator) -> np.ndarray:
+        if not self.has_world:
+            raise ValueError("these MediaPipe statistics hold no world-landmark errors (re-run noise_stats)")
         gt = np.asarray(gt_world, np.float64)
         e = self.world_bias + self.world_std * rng.standard_normal(gt.shape)
         out = rng.random(gt.shape[:-1]) < self.world_outlier
