@@ -79,6 +79,12 @@ def solve_translation(points: np.ndarray, xy: np.ndarray, K: np.ndarray, weights
     return np.where((depth < min_depth)[..., None], t + (min_depth - depth)[..., None] * np.array([0, 0, 1.0]), t)
 
 
+def rotation_angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Angle (degrees) of the rotation between rotation matrices A and B (..., 3, 3)."""
+    rel = np.swapaxes(A, -1, -2) @ B
+    return np.degrees(np.arccos(np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+
+
 def refine_pose(points: np.ndarray, xy: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
                 visibility: np.ndarray, min_vis: float = 0.5, max_turn_deg: float = 60.0) -> tuple[np.ndarray, ...]:
     """The body's rotation and translation refined on the image: Levenberg-Marquardt PnP (OpenCV) of the decoded
@@ -101,7 +107,7 @@ def refine_pose(points: np.ndarray, xy: np.ndarray, K: np.ndarray, R: np.ndarray
         if not ok:
             continue
         R_new = cv2.Rodrigues(rvec)[0]
-        turn = np.degrees(np.arccos(np.clip((np.trace(R_new.T @ R[i]) - 1) / 2, -1, 1)))
+        turn = rotation_angle_deg(R_new, R[i])
         depth = (points[i] @ R_new.T + tvec[:, 0])[:, 2]
         if turn <= max_turn_deg and (depth > 0.1).all():
             R[i], t[i] = R_new, tvec[:, 0]

@@ -369,6 +369,7 @@ def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
     or rendered (``val`` has the inputs lm2d, lmw, geom; ``noise`` None)."""
     import torch
 
+    from realtime_hmr.mesh import rotation_angle_deg
     from realtime_hmr.models.mega import rotation_6d_to_matrix
 
     model.eval()
@@ -390,8 +391,7 @@ def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
             pve = float(torch.cat(errs).mean()) * 1e3
         tok = tok.cpu()
     model.train()
-    rel = np.einsum("nji,njk->nik", R, val["R"])
-    ang = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    ang = rotation_angle_deg(R, val["R"])
     return {"val_token_accuracy": float((tok.numpy() == val["tokens"]).mean()),
             "val_orientation_err_deg_median": float(np.median(ang)), "val_canonical_pve_mm": pve}
 

@@ -169,7 +169,6 @@ class NoiseModel:
             self.world_std = np.array([s if s is not None else [0.05] * 3 for s in w["std"]], np.float64)
             self.world_outlier = np.array([r if r is not None else 0.0 for r in w["outlier_rate"]], np.float64)
             self.world_outlier_scale = 0.5 * np.array([q if q is not None else 0.2 for q in w["p90_norm"]])
-            self.world_median = np.array([m if m is not None else 0.1 for m in w["median_norm"]], np.float64)
         self.dist_edges = np.asarray(DIST_EDGES)
         self.det_rate = np.array([b["detection_rate"] if b["detection_rate"] is not None else stats["detection_rate"]
                                   for b in stats["by_distance"]])
