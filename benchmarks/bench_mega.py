@@ -5,8 +5,10 @@
 With ``--model-dir`` (a `train mega` output, or the shipped `realtime_hmr/assets/mega`) the trained files are
 timed. Without one (none ships yet) a decoder of the given size is exported with freshly initialised weights: the
 cost of a forward pass depends on the architecture, not on the weight values, so the figures stand for a trained
-model of the same size. The weights' size on disk is reported (target <= 50 MB). Writes
-``benchmarks/results/mega_cpu.json``; the machine's load average is recorded (a shared 2-core CPU is noisy).
+model of the same size. Decoders with image-feature tokens (``--image-tokens N``, or ``train mega --image-tokens``)
+get random features of the right shape (the landmark net computes them anyway: no extra cost there). The weights'
+size on disk is reported (target <= 50 MB). Writes ``benchmarks/results/mega_cpu.json``; the machine's load average
+is recorded (a shared 2-core CPU is noisy).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from realtime_hmr.runtime.ort import OnnxRuntime  # noqa: E402
 TARGET_MS = 8.0
 
 
-def fresh_export(d: int, layers: int, out: Path) -> dict:
+def fresh_export(d: int, layers: int, out: Path, image_tokens: int = 0) -> dict:
     import torch
     from safetensors.torch import save_file
 
@@ -37,7 +39,8 @@ def fresh_export(d: int, layers: int, out: Path) -> dict:
     from realtime_hmr.train.mega import export
 
     torch.manual_seed(0)
-    cfg = MEGAConfig(d=d, layers=layers, heads=max(4, d // 64))
+    cfg = MEGAConfig(d=d, layers=layers, heads=max(4, d // 64), image_tokens=image_tokens,
+                     image_dim=288 if image_tokens else 0)
     m = MEGA(cfg).eval()
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(out / "mega.safetensors"))
     export(m, out)
@@ -64,6 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model-dir", help="trained decoder files (default: a fresh export of --d/--layers)")
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--image-tokens", type=int, default=0, help="fresh export: image-feature tokens (20 in the port)")
     ap.add_argument("--vqvae", default=str(REPO / "realtime_hmr" / "assets" / "vqvae"))
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=100)
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
             cfg = json.loads((d / "mega.json").read_text()).get("config", {})
         else:
             d = Path(tmp)
-            cfg = fresh_export(args.d, args.layers, d)
+            cfg = fresh_export(args.d, args.layers, d, args.image_tokens)
         weights_mb = (d / "mega.safetensors").stat().st_size / 2**20 if (d / "mega.safetensors").is_file() else None
         rng = np.random.default_rng(0)
         res = {"what": "MEGA deterministic pass + Mesh-VQ-VAE decode per person, ONNX Runtime CPU",
@@ -93,6 +97,8 @@ def main(argv=None) -> int:
                 feeds = dict(zip(("lm2d", "lmw", "geom"), condition(lm, world, rng.uniform(0, 1, (B, 33)),
                                                                      np.array([[500.0, 0, 320], [0, 500, 240],
                                                                                [0, 0, 1]]))))
+                if "image" in mega.input_names:
+                    feeds["image"] = rng.normal(0, 0.3, (B, cfg["image_tokens"], cfg["image_dim"])).astype(np.float32)
                 tok = mega.run(feeds)["tokens"].astype(np.int64)
 
                 def both(mega=mega, vq=vq, feeds=feeds):

@@ -133,7 +133,8 @@ def cmd_landmarks(args) -> int:
 def cmd_data_synth(args) -> int:
     from realtime_hmr.train.synth import SynthConfig, synth
 
-    cfg = SynthConfig(size=(args.width, args.height), samples=args.msaa, images=not args.no_images)
+    cfg = SynthConfig(size=(args.width, args.height), samples=args.msaa, images=not args.no_images,
+                      labeler=args.labeler)
     m = synth(args.n, args.out, args.workers, args.seed, args.shard_size, cfg, progress=not args.no_progress)
     rate = (f"{m['samples_per_s']:.1f} samples/s with start-up, {m['samples_per_cpu_s']:.1f} per worker CPU-second"
             if m["made_now"] else "nothing new to make")
@@ -157,8 +158,10 @@ def cmd_eval_synthetic(args) -> int:
     if r.get("stochastic"):
         st = r["stochastic"]
         print(f"stochastic, {st['samples']} samples: MPJPE deterministic {st['deterministic_mpjpe_mm']}, mean body "
-              f"{st['mean_body_mpjpe_mm']}, best of {st['samples']} {st['best_of_k_mpjpe_mm']} mm; uncertainty vs "
-              f"visibility Spearman {st['uncertainty_vs_visibility_spearman']}")
+              f"{st['mean_body_mpjpe_mm']}, best-fitting sample {st['best_fit_sample_mpjpe_mm']}, best of "
+              f"{st['samples']} {st['best_of_k_mpjpe_mm']} mm (PA-MPJPE {st['deterministic_pa_mpjpe_mm']}, "
+              f"{st['mean_body_pa_mpjpe_mm']}, {st['best_fit_sample_pa_mpjpe_mm']}, {st['best_of_k_pa_mpjpe_mm']}); "
+              f"uncertainty vs visibility Spearman {st['uncertainty_vs_visibility_spearman']}")
     write_report(r, args.report)
     return 0
 
@@ -444,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--height", type=int, default=288)
     ds.add_argument("--msaa", type=int, default=0, help="multisample anti-aliasing samples (0 = off)")
     ds.add_argument("--no-images", action="store_true", help="do not store the rendered images")
+    ds.add_argument("--labeler", choices=("mediapipe", "port"), default="mediapipe",
+                    help="who labels the renders: the mediapipe package, or our BlazePose port (adds its image "
+                         "features, mp_features, for MEGA's image tokens)")
     ds.add_argument("--no-progress", action="store_true")
     ds.add_argument("--report", metavar="FILE", help="write the manifest as JSON here too")
     ds.set_defaults(func=cmd_data_synth)

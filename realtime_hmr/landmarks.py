@@ -4,7 +4,9 @@ Follows MediaPipe's ``pose_landmark_by_roi_cpu`` graph (mediapipe 0.10.21): a 25
 the ROI with replicated borders; 39 landmarks (33 body + 6 auxiliary) as x, y, z in crop pixels, visibility and
 presence logits (sigmoid); x, y refined from the 64x64 heatmap (9x9 sigmoid-weighted mean where its peak >= 0.5);
 projection by the ROI's rotation and size; world landmarks (metres, hip-centred) turned by the ROI's rotation;
-optional segmentation (sigmoid) warped back onto the image.
+optional segmentation (sigmoid) warped back onto the image. Where the model gives them (the shipped ONNX files do),
+the net's last feature maps come along as 20 tokens of 288 channels per person (``features``), in the crop's frame:
+image evidence for the mesh decoder.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Landmarks:
     score: np.ndarray  # (N,)
     rois: list[Roi]
     mask: np.ndarray | None = None  # (H, W) float32 in [0, 1], the max over persons
+    features: np.ndarray | None = None  # (N, 20, 288) the net's last feature maps, where the model gives them
 
     def next_rois(self, scale: float = 1.25) -> list[Roi]:
         """The ROI for the next frame from the two auxiliary landmarks (33: hip centre, 34: scale point)."""
@@ -119,8 +122,10 @@ class PoseLandmarker:
             probs = sigmoid(out["segmentation"][..., 0].astype(np.float32))
             for i, roi in enumerate(rois):
                 np.maximum(seg, uncrop_mask(probs[i], roi, (w, h)), out=seg)
+        feats = out.get("features")
         return Landmarks(image=image, world=world, visibility=sigmoid(raw[..., 3]), presence=sigmoid(raw[..., 4]),
-                         score=out["presence"].reshape(-1).astype(np.float32), rois=list(rois), mask=seg)
+                         score=out["presence"].reshape(-1).astype(np.float32), rois=list(rois), mask=seg,
+                         features=None if feats is None else np.asarray(feats, np.float32))
 
 
 def torch_backend(root, onnx_name: str, weights: str, device: str | None):

@@ -114,6 +114,21 @@ def refine_pose(points: np.ndarray, xy: np.ndarray, K: np.ndarray, R: np.ndarray
     return R, t
 
 
+def reprojection_px(points: np.ndarray, xy: np.ndarray, visibility: np.ndarray, K: np.ndarray,
+                    min_vis: float = 0.5) -> np.ndarray:
+    """Median pixel distance (n,) between camera-space landmarks (n, 33, 3) projected by K and the tracker's 2D
+    landmarks (n, 33, 2), over the visible ones (all where fewer than four are): how well a body explains the
+    image."""
+    P = np.asarray(points, np.float64)
+    K = np.asarray(K, np.float64)
+    z = np.maximum(P[..., 2:3], 1e-6)
+    proj = (P[..., :2] / z) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
+    d = np.linalg.norm(proj - xy, axis=-1)
+    use = np.asarray(visibility) >= min_vis
+    use = np.where(use.sum(-1, keepdims=True) >= 4, use, True)
+    return np.nanmedian(np.where(use, d, np.nan), -1)
+
+
 def rotation_6d(x: np.ndarray) -> np.ndarray:
     """Zhou et al.'s 6D rotation (two columns) to matrices (..., 3, 3), as the decoder's orientation head."""
     a, b = x[..., :3], x[..., 3:]
@@ -253,6 +268,12 @@ class MeshRecovery:
         stack = lambda name: np.stack([getattr(p, name) for p in todo])  # noqa: E731
         lm2d, lmw, geom = condition(stack("landmarks_2d"), stack("landmarks_world"), stack("visibility"), K)
         feeds = {"lm2d": lm2d, "lmw": lmw, "geom": geom}
+        net = self.step if self.mode == "stochastic" else self.decoder
+        if "image" in getattr(net, "input_names", ()):
+            if any(p.features is None for p in todo):
+                raise ValueError("this mesh decoder reads image features, and the landmark model gave none "
+                                 "(the shipped landmark ONNX files have a 'features' output)")
+            feeds["image"] = np.stack([p.features for p in todo]).astype(np.float32)
         if self.mode == "stochastic":
             verts, t, spread = self._sample(feeds, todo, K)
         else:
@@ -268,6 +289,7 @@ class MeshRecovery:
                 body.vertex_uncertainty = spread["vertices"][i].astype(np.float32)
                 body.extras["joint_uncertainty"] = spread["joints"][i]
                 body.extras["sample_joints"] = spread["sample_joints"][i]
+                body.extras["sample_fit_px"] = spread["sample_fit_px"][i]
             done[id(p)] = replace(p, body=body)
         return [done.get(id(p), p) for p in persons]
 
@@ -315,11 +337,15 @@ class MeshRecovery:
 
         tok, rot6 = iterative_decode(step, n * S, 54, self.codebook, self.steps, self.temperature, self.rng)
         verts, t = self._place(tok, rot6, persons, K)
+        fit = reprojection_px(self.body.joints(verts, "mediapipe33"), np.repeat(
+            np.stack([p.landmarks_2d[:, :2] for p in persons]), S, 0), np.repeat(
+            np.stack([p.visibility for p in persons]), S, 0), K).reshape(n, S)
         verts = verts.reshape(n, S, -1, 3)
         joints = self.body.joints(verts)
         mean_v, mean_j = verts.mean(1), joints.mean(1)
         spread = {"vertices": np.linalg.norm(verts - mean_v[:, None], axis=-1).mean(1),
-                  "joints": np.linalg.norm(joints - mean_j[:, None], axis=-1).mean(1), "sample_joints": joints}
+                  "joints": np.linalg.norm(joints - mean_j[:, None], axis=-1).mean(1), "sample_joints": joints,
+                  "sample_fit_px": fit}
         return mean_v, t.reshape(n, S, 3).mean(1), spread
 
     def __call__(self, image: np.ndarray, camera_matrix: np.ndarray | None = None) -> list:

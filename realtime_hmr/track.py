@@ -179,7 +179,9 @@ class PoseTracker:
         self.tracks = [t for t, _ in keep]
         return [Person(id=t.id, box=t.box.astype(np.float32), score=float(lm.score[i]),
                        landmarks_2d=lm.image[i, :N_BODY].copy(), landmarks_world=lm.world[i, :N_BODY].copy(),
-                       visibility=lm.visibility[i, :N_BODY].copy()) for t, i in sorted(keep, key=lambda k: k[0].id)]
+                       visibility=lm.visibility[i, :N_BODY].copy(),
+                       features=None if lm.features is None else lm.features[i].copy())
+                for t, i in sorted(keep, key=lambda k: k[0].id)]
 
     def stage(self, frame, persons: list) -> list[Person]:
         """The pipeline-stage form ``(Frame, persons) -> persons``: ``Pipeline(cap, [("landmarks", t.stage)])``.

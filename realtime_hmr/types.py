@@ -28,6 +28,7 @@ class Person:
     landmarks_world: np.ndarray | None = None  # (33, 3) metres, hip-centred
     visibility: np.ndarray | None = None  # (33,)
     body: BodyResult | None = None
+    features: np.ndarray | None = None  # (20, 288) the landmark net's image features (crop frame), for the mesh model
 
 
 @dataclass

@@ -137,3 +137,41 @@ def test_generate_samples_the_exported_prior(tmp_path):
     with np.load(out) as z:
         assert z["vertices"].shape == (3, 13718, 3) and z["faces"].shape[1] == 3
     assert main(["generate", "--n", "1", "--out", str(out), "--model", str(tmp_path / "missing")]) == 2
+
+
+IMG = MEGAConfig(d=64, layers=2, heads=4, codebook=32, dropout=0.0, image_tokens=5, image_dim=12)
+
+
+def test_image_tokens_condition_and_null():
+    """Image-feature tokens: they change the prediction; a person flagged without them, or none given, gets the
+    learned null image tokens; a dropped condition is the unconditional one; the ONNX export takes an image input."""
+    m = MEGA(IMG).eval()
+    x = cond_inputs(3)
+    img = torch.randn(3, 5, 12, generator=torch.Generator().manual_seed(4))
+    c = m.condition(*x, img)
+    assert c.shape == (3, m.n_cond, 64) and m.n_cond == 2 * N_LANDMARKS + 1 + 5 + 1
+    assert not torch.allclose(m(m.masked(3), c)[0], m(m.masked(3), m.condition(*x, img * 2))[0])
+    none = m.condition(*x)
+    flagged = m.condition(*x, img, has_image=torch.tensor([False, True, False]))
+    assert torch.allclose(flagged[0], none[0]) and torch.allclose(flagged[2], none[2])
+    assert torch.allclose(flagged[1], c[1]) and not torch.allclose(flagged[1], none[1])
+    assert torch.allclose(m.condition(*x, img, drop=torch.tensor([True] * 3)), m.unconditional(3))
+
+
+def test_onnx_export_with_image_tokens(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from realtime_hmr.train.mega import export
+
+    m = MEGA(IMG).eval()
+    report = export(m, tmp_path)
+    assert report["mega_det.onnx"]["inputs"] == ["lm2d", "lmw", "geom", "image"]
+    assert report["mega_step.onnx"]["max_abs_diff_vs_torch"] < 1e-4
+    s = ort.InferenceSession(str(tmp_path / "mega_det.onnx"), providers=["CPUExecutionProvider"])
+    x = cond_inputs(4, seed=5)
+    img = torch.randn(4, 5, 12, generator=torch.Generator().manual_seed(6))
+    tok, rot6 = s.run(None, {"lm2d": x[0].numpy(), "lmw": x[1].numpy(), "geom": x[2].numpy(), "image": img.numpy()})
+    ref_tok, ref_rot = m.deterministic(m.condition(*x, img))
+    assert (tok == ref_tok.numpy()).mean() > 0.99
+    np.testing.assert_allclose(rot6, ref_rot.numpy(), atol=1e-4)
+

@@ -175,6 +175,10 @@ def test_stochastic_mode_samples_and_uncertainty(body, peaked):
     sj = out.body.extras["sample_joints"]
     assert sj.shape == (6, 24, 3)
     np.testing.assert_allclose(out.body.joints, sj.mean(0), atol=1e-6)  # the mean body's joints: the samples' mean
+    fit = out.body.extras["sample_fit_px"]  # each sample's reprojection error against the person's 2D landmarks
+    assert fit.shape == (6,) and np.isfinite(fit).all() and (fit >= 0).all()
+    if peaked:
+        assert np.ptp(fit) < 1e-6  # the same body six times fits equally well
     if peaked:  # every sample decodes the same tokens: no spread
         assert u.max() < 1e-6
     else:  # samples differ
@@ -202,3 +206,48 @@ def test_refine_pose_recovers_the_rotation_from_2d_landmarks(person):
     np.testing.assert_array_equal(R[0], R0)
     R, t = refine_pose(P[None], xy[None], K, R0[None], t0[None], vis[None], max_turn_deg=10.0)
     np.testing.assert_array_equal(R[0], R0)
+
+
+def test_image_feature_decoder_gets_each_persons_features(body):
+    """A decoder with an ``image`` input gets the tracker's per-person image features, stacked in person order; a
+    person without them is refused with a clear error (a landmark model without the features output)."""
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person
+
+    class Recording(_Fixed):
+        def run(self, feeds):
+            self.feeds = feeds
+            return super().run(feeds)
+
+    K = camera()
+    canon = body.template - body.template.mean(0)
+    lm = body.joints(canon + [0, 0, 4.0], "mediapipe33")
+    rng = np.random.default_rng(0)
+    people = [Person(id=i, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[project(lm, K), np.zeros(33)],
+                     landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33),
+                     features=rng.normal(size=(20, 288)).astype(np.float32)) for i in range(2)]
+    dec = Recording({"tokens": np.zeros(54, np.int64), "rot6": np.array([1.0, 0, 0, 0, 1, 0])},
+                    input_names=("lm2d", "lmw", "geom", "image"))
+    mr = MeshRecovery(None, dec, _Fixed({"vertices": canon.astype(np.float32)}), body, K)
+    out = mr.recover(people, K)
+    assert all(p.body is not None for p in out)
+    np.testing.assert_array_equal(dec.feeds["image"], np.stack([p.features for p in people]))
+    people[1].features = None
+    with pytest.raises(ValueError, match="image features"):
+        mr.recover(people, K)
+
+
+def test_reprojection_px_scores_how_well_a_body_explains_the_image():
+    from realtime_hmr.mesh import reprojection_px
+
+    K = camera()
+    rng = np.random.default_rng(2)
+    P = rng.normal(0, 0.3, (2, 33, 3)) + [0, 0, 4.0]
+    xy = np.stack([project(p, K) for p in P])
+    vis = np.ones((2, 33))
+    np.testing.assert_allclose(reprojection_px(P, xy, vis, K), 0, atol=1e-9)
+    shifted = xy + [3.0, 4.0]
+    np.testing.assert_allclose(reprojection_px(P, shifted, vis, K), 5.0, atol=1e-9)
+    shifted[0, :10] += 1000  # wild, but not visible: ignored
+    vis[0, :10] = 0.1
+    np.testing.assert_allclose(reprojection_px(P, shifted, vis, K), 5.0, atol=1e-9)

@@ -13,8 +13,8 @@ from realtime_hmr.runtime import load
 
 ASSETS = Path(__file__).resolve().parents[1] / "realtime_hmr" / "assets" / "blazepose"
 NAMES = {"pose_detection": ["boxes", "scores"],
-         "pose_landmark_full": ["landmarks", "presence", "segmentation", "heatmap", "world"],
-         "pose_landmark_full_nomask": ["landmarks", "presence", "heatmap", "world"]}
+         "pose_landmark_full": ["landmarks", "presence", "segmentation", "heatmap", "world", "features"],
+         "pose_landmark_full_nomask": ["landmarks", "presence", "heatmap", "world", "features"]}
 
 
 def person_image() -> np.ndarray:
@@ -102,6 +102,7 @@ def test_tracker_end_to_end_and_bad_frames(tracker_parts):
     img = person_image()
     a = tr(img)
     assert len(a) == 1 and a[0].landmarks_2d.shape == (33, 3) and a[0].landmarks_world.shape == (33, 3)
+    assert a[0].features.shape == (20, 288)  # the landmark net's image features travel with the person
     b = tr(img)  # tracked from its own landmarks (a different ROI): same id, the visible upper body nearly the same
     upper = slice(0, 13)  # face and shoulders; the astronaut's legs are out of the picture
     assert [p.id for p in b] == [0]
@@ -129,6 +130,10 @@ def test_nomask_model_agrees_and_refuses_masks(tracker_parts):
     a, b = full(img, [roi]), fast(img, [roi])
     np.testing.assert_allclose(a.image, b.image, atol=1e-2)
     np.testing.assert_allclose(a.world, b.world, atol=1e-4)
+    assert a.features.shape == (1, 20, 288) and np.isfinite(a.features).all() and a.features.std() > 0.01
+    np.testing.assert_allclose(a.features, b.features, atol=1e-4)  # the image features: same in both variants
+    other = fast(img[:, ::-1].copy(), [roi])  # another image, other features
+    assert np.abs(other.features - b.features).mean() > 0.1 * np.abs(b.features).mean()
     with pytest.raises(ValueError, match="segmentation"):
         fast(img, [roi], mask=True)
     tr = load_pose_tracker(threads=1, mask=True)

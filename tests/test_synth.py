@@ -136,3 +136,19 @@ def test_noise_model_reproduces_its_statistics():
     shipped = NoiseModel.load()
     xy, det = shipped.sample(gt[:50], depth[:50], focal[:50], np.full(50, 2.0), rng)
     assert np.isfinite(xy[det]).all() and det.any()
+
+
+def test_port_labeler_stores_image_features(tmp_path):
+    """`data synth --labeler port`: labels from our BlazePose port, with its image features per sample."""
+    require_renderer()
+    from realtime_hmr.train.synth import SceneMaker, SynthConfig, make_shard
+
+    with pytest.raises(ValueError, match="labeler"):
+        SceneMaker(SynthConfig(size=(96, 96), labeler="nope"))
+    maker = SceneMaker(SynthConfig(size=(192, 144), labeler="port", p_multi=0.0))
+    s = make_shard(maker, 11, 0, 3)
+    det = s["mp_detected"]
+    assert s["mp_features"].shape == (3, 20, 288) and s["mp_features"].dtype == np.float16
+    assert det.any(), "nobody detected in 3 renders"
+    assert (s["mp_features"][~det] == 0).all() and (np.abs(s["mp_features"][det]).mean((1, 2)) > 0.01).all()
+    assert (s["mp_match_px"][det] < 0.25 * np.ptp(s["mp33_2d"][det, 0, :, 1], -1)).all()  # it saw the person

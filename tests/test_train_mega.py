@@ -102,6 +102,13 @@ def test_rendered_labels_pair_mediapipe_inputs_with_the_matched_persons_targets(
         np.testing.assert_allclose(posed - posed.mean(0), cam - cam.mean(0), atol=1e-4)  # same body, turned
     with pytest.raises(FileNotFoundError, match="shard"):
         load_rendered([tmp_path / "empty"], encoder)
+    with pytest.raises(ValueError, match="labeler port"):  # these shards were labelled without image features
+        load_rendered([tmp_path], encoder, features=True)
+    feats = rng.normal(0, 1, (n, 20, 288)).astype(np.float16)
+    np.savez(tmp_path / "shard_00000.npz", **shard, mp_features=feats)
+    d2 = load_rendered([tmp_path], encoder, features=True)
+    np.testing.assert_array_equal(d2["image"], feats[keep])  # each kept person's own features, in order
+    np.testing.assert_allclose(d2["lm2d"], d["lm2d"])
 
 
 def test_simulated_world_landmarks_follow_the_measured_error():

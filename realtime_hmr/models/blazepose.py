@@ -3,7 +3,9 @@
 The spec (a JSON-able dict, see ``realtime_hmr.train.convert_blazepose.graph_spec``) lists the tflite operators in
 execution order with tensor ids, options and static shapes; the weights are dense fp32 tensors keyed ``t<id>``.
 Activations run in NCHW inside; the module's input and outputs keep the tflite layout (NHWC images, same output
-shapes), with a free batch axis.
+shapes), with a free batch axis. A spec may also name ``taps``: extra outputs made of inner tensors, each a list of
+tensor ids whose feature maps become one sequence of tokens (B, sum of h*w, C), row-major (the landmark net's image
+features for the mesh decoder).
 """
 
 from __future__ import annotations
@@ -145,6 +147,8 @@ class TfliteNet(nn.Module):
         for name, t in self.spec["outputs"].items():
             y = env[t]
             outs[name] = y.permute(0, 2, 3, 1) if y.dim() == 4 else y
+        for name, ids in self.spec.get("taps", {}).items():
+            outs[name] = torch.cat([env[t].flatten(2).transpose(1, 2) for t in ids], 1)
         return outs
 
 

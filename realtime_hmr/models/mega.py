@@ -1,9 +1,11 @@
 """MEGA-style masked generative decoder over the 54 mesh tokens, conditioned on BlazePose landmarks.
 
 One bidirectional transformer sees a fixed-length sequence: conditioning tokens first (33 image landmarks, 33 world
-landmarks, one crop-geometry token, and an optional slot of image-feature tokens from a backbone), then the 54 mesh
-token positions, each holding a codebook id or [MASK] (id = codebook size). Shapes never change: masked positions
-are kept, not dropped, so export and CUDA graphs see one static graph.
+landmarks, one crop-geometry token, and an optional slot of image-feature tokens from a backbone: the BlazePose
+landmark net's last feature maps, 20 x 288, in the shipped tracker), then the 54 mesh token positions, each holding
+a codebook id or [MASK] (id = codebook size). A person without image features (simulated training people) gets
+learned null image tokens. Shapes never change: masked positions are kept, not dropped, so export and CUDA graphs
+see one static graph.
 
 - deterministic: every mesh position masked, one pass, argmax (the real-time path);
 - stochastic: MaskGIT-style iterative decoding with Gumbel noise and a cosine schedule, K samples at once;
@@ -70,7 +72,12 @@ class MEGA(nn.Module):
         self.geom = nn.Linear(COND_GEOM, d)
         self.cond_pos = nn.Parameter(torch.zeros(2 * N_LANDMARKS + 1, d))  # which landmark / kind each token is
         self.null = nn.Parameter(torch.zeros(2 * N_LANDMARKS + 1, d))  # the unconditional "condition"
-        self.img = nn.Linear(cfg.image_dim, d) if cfg.image_tokens else None
+        self.img = nn.Sequential(nn.LayerNorm(cfg.image_dim), nn.Linear(cfg.image_dim, d)) if cfg.image_tokens else None
+        if cfg.image_tokens:
+            self.img_pos = nn.Parameter(torch.zeros(cfg.image_tokens, d))
+            self.img_null = nn.Parameter(torch.zeros(cfg.image_tokens, d))
+            nn.init.normal_(self.img_pos, std=0.02)
+            nn.init.normal_(self.img_null, std=0.02)
         self.rot = nn.Parameter(torch.zeros(1, d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(d)
@@ -86,21 +93,32 @@ class MEGA(nn.Module):
     def n_cond(self) -> int:
         return 2 * N_LANDMARKS + 1 + self.cfg.image_tokens + 1
 
-    def condition(self, lm2d, lmw, geom, image=None, drop=None):
-        """Conditioning tokens (B, n_cond, d). ``drop`` (B,) bool replaces a sample's condition by the null one."""
+    def condition(self, lm2d, lmw, geom, image=None, drop=None, has_image=None):
+        """Conditioning tokens (B, n_cond, d). ``drop`` (B,) bool replaces a sample's condition by the null one;
+        ``image`` (B, image_tokens, image_dim) features, ``has_image`` (B,) bool says whose are real (the others,
+        and every sample when ``image`` is None, get the null image tokens)."""
         c = torch.cat([self.lm2d(lm2d), self.lmw(lmw), self.geom(geom)[:, None]], 1) + self.cond_pos
         if drop is not None:
             c = torch.where(drop[:, None, None], self.null.expand_as(c), c)
         parts = [c]
         if self.img is not None:
-            parts.append(self.img(image))
+            null = self.img_null.expand(c.shape[0], -1, -1)
+            if image is None:
+                parts.append(null)
+            else:
+                im = self.img(image) + self.img_pos
+                absent = None if has_image is None else ~has_image
+                if drop is not None:
+                    absent = drop if absent is None else absent | drop
+                parts.append(im if absent is None else torch.where(absent[:, None, None], null, im))
         parts.append(self.rot.expand(c.shape[0], -1, -1))
         return torch.cat(parts, 1)
 
     def unconditional(self, batch: int) -> torch.Tensor:
+        parts = [self.null.expand(batch, -1, -1)]
         if self.img is not None:
-            raise ValueError("unconditional sampling of an image-conditioned model needs image tokens")
-        return torch.cat([self.null.expand(batch, -1, -1), self.rot.expand(batch, -1, -1)], 1)
+            parts.append(self.img_null.expand(batch, -1, -1))
+        return torch.cat([*parts, self.rot.expand(batch, -1, -1)], 1)
 
     def forward(self, tokens, cond):
         """tokens (B, 54) ids or [MASK]; cond (B, n_cond, d) from :meth:`condition`.

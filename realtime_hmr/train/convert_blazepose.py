@@ -33,11 +33,13 @@ MODELS = {  # our name -> (path inside the mediapipe wheel, semantic names of it
 }
 # The ONNX files made from each: the landmark net also without its segmentation decoder (the 256x256 mask branch
 # costs ONNX Runtime more than the rest of the net; the tracker loads the full model only when a mask is asked for).
+# Both landmark variants also give "features": the net's last two feature maps (4x4 and 2x2, 288 channels) as 20
+# tokens, the image evidence the mesh decoder may read besides the landmarks (free: they are computed anyway).
 VARIANTS = {
     "pose_detection": {"pose_detection": ["boxes", "scores"]},
     "pose_landmark_full": {
-        "pose_landmark_full": ["landmarks", "presence", "segmentation", "heatmap", "world"],
-        "pose_landmark_full_nomask": ["landmarks", "presence", "heatmap", "world"],
+        "pose_landmark_full": ["landmarks", "presence", "segmentation", "heatmap", "world", "features"],
+        "pose_landmark_full_nomask": ["landmarks", "presence", "heatmap", "world", "features"],
     },
 }
 WEIGHT_OPS = ("DEQUANTIZE", "DENSIFY")
@@ -138,6 +140,16 @@ def graph_spec(path: str | Path, out_names: list[str]) -> tuple[dict, dict[str, 
     return spec, consts
 
 
+def feature_taps(spec: dict) -> list[int]:
+    """The landmark net's image-feature tensors, found by structure: the last 4x4 feature map, and the 2x2 map the
+    output heads (landmarks, world, presence: 2x2 VALID convolutions) read."""
+    producer = {o["outputs"][0]: o for o in spec["ops"]}
+    head = producer[producer[spec["outputs"]["world"]]["inputs"][0]]  # RESHAPE <- CONV_2D
+    last2 = head["inputs"][0]
+    last4 = [o["outputs"][0] for o in spec["ops"] if spec["shapes"][str(o["outputs"][0])][1:3] == [4, 4]][-1]
+    return [last4, last2]
+
+
 def _rel_err(x: np.ndarray, ref: np.ndarray) -> float:
     """max |x - ref| over the reference's value range (segmentation logits reach -1e3; fp32 sums differ there)."""
     return float(np.abs(x - ref).max() / max(1.0, float(ref.max() - ref.min())))
@@ -196,23 +208,27 @@ def convert(name: str, src: Path, out: Path, weights_out: Path, opset: int = 17)
 
     out_names = MODELS[name][1]
     spec, consts = graph_spec(src, out_names)
+    if "world" in out_names:
+        spec["taps"] = {"features": feature_taps(spec)}
     net = TfliteNet(spec, {k: torch.from_numpy(v) for k, v in consts.items()}).eval()
     size = spec["shapes"][str(spec["input"])][1:]
     x = torch.from_numpy(np.random.default_rng(0).random((2, *size), dtype=np.float32))
     if name == "pose_detection":
         x = x * 2 - 1
-    # Reference: tflite, one image at a time.
-    it = tflite_interpreter(src)
-    ref = {k: [] for k in out_names}
+    # Reference: tflite, one image at a time (inner tensors kept for the taps).
+    it = tflite_interpreter(src, preserve=bool(spec.get("taps")))
+    ref = {k: [] for k in [*out_names, *spec.get("taps", {})]}
     for xi in x.numpy():
         it.set_tensor(it.get_input_details()[0]["index"], xi[None])
         it.invoke()
         for k, t in spec["outputs"].items():
             ref[k].append(it.get_tensor(t)[0])
+        for k, ids in spec.get("taps", {}).items():
+            ref[k].append(np.concatenate([it.get_tensor(t)[0].reshape(-1, it.get_tensor(t).shape[-1]) for t in ids]))
     ref = {k: np.stack(v) for k, v in ref.items()}
     with torch.no_grad():
         ours = {k: v.numpy() for k, v in net(x).items()}
-    err_torch = {k: _rel_err(ours[k], ref[k]) for k in out_names}
+    err_torch = {k: _rel_err(ours[k], ref[k]) for k in ref}
     weights_out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights_out / f"{name}.safetensors"),
               metadata={"spec": json.dumps(spec)})
@@ -257,7 +273,8 @@ def export(variant: str, name: str, net, names: list[str], x, ref: dict, err_tor
         layout="NHWC float32 in and out, as the tflite model",
         storage=f"{n16} weight tensors stored as fp16 (exact: the tflite weights are fp16) + Cast to fp32",
         inputs={"input": ["batch", *size]},
-        outputs={k: ["batch", *spec["shapes"][str(spec["outputs"][k])][1:]] for k in names},
+        outputs={k: ["batch", *(spec["shapes"][str(spec["outputs"][k])][1:] if k in spec["outputs"]
+                                 else list(ref[k].shape[1:]))] for k in names},
         input_range=[-1.0, 1.0] if name == "pose_detection" else [0.0, 1.0],
         metrics=dict(max_diff_vs_tflite_rel_to_range=dict(torch={k: err_torch[k] for k in names},
                                                           onnxruntime=err_onnx),

@@ -5,6 +5,10 @@ and returns :class:`MPLabel` (33 image landmarks in pixels + MediaPipe's relativ
 in metres (hip-centred; x right, y down, z away from the camera, i.e. OpenCV camera axes), and the segmentation
 mask as uint8), or ``None`` when nothing is detected. The legacy API finds ONE person: :func:`match_person` picks
 which ground-truth person it saw.
+
+``PortLabeler()`` gives the same labels from the product's own BlazePose port (``landmarks.load_pose_tracker``, the
+detector run on every image, the highest-presence person kept, as the legacy API keeps one) plus the landmark net's
+image features (20 x 288) that the mesh decoder can read: training then sees exactly what the live loop computes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class MPLabel:
     visibility: np.ndarray  # (33,)
     world: np.ndarray  # (33, 3) metres, hip-centred, camera-aligned axes
     mask: np.ndarray | None  # (H, W) uint8, 255 = person
+    features: np.ndarray | None = None  # (20, 288) the landmark net's image features (PortLabeler only)
 
 
 class MediaPipeLabeler:
@@ -52,6 +57,32 @@ class MediaPipeLabeler:
 
     def close(self) -> None:
         self.pose.close()
+
+
+class PortLabeler:
+    def __init__(self, segmentation: bool = True, threads: int = 1):
+        from realtime_hmr.landmarks import load_pose_tracker
+
+        self.segmentation = segmentation
+        self.tracker = load_pose_tracker("onnxruntime", None, threads, detect_every=1, max_persons=4,
+                                         mask=segmentation)
+
+    def __call__(self, rgb: np.ndarray) -> MPLabel | None:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.shape} {rgb.dtype}")
+        self.tracker.reset()
+        persons = self.tracker(np.ascontiguousarray(rgb[..., ::-1]))
+        if not persons:
+            return None
+        p = max(persons, key=lambda q: q.score)
+        mask = None
+        if self.segmentation and self.tracker.last_mask is not None:
+            mask = (np.clip(self.tracker.last_mask, 0, 1) * 255).astype(np.uint8)
+        return MPLabel(p.landmarks_2d.astype(np.float32), p.visibility.astype(np.float32),
+                       p.landmarks_world.astype(np.float32), mask, p.features)
+
+    def close(self) -> None:
+        pass
 
 
 def match_person(landmarks_2d: np.ndarray, gt_2d: np.ndarray, valid: np.ndarray | None = None) -> tuple[int, float]:

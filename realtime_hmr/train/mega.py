@@ -14,6 +14,10 @@ Targets for both: the canonical mesh (root rotation removed, centred) tokenised 
 and the rotation from that canonical mesh to camera space (the orientation). Inputs go through the runtime's own
 :func:`realtime_hmr.mesh.condition`.
 
+Image tokens (``--image-tokens``): the decoder also reads the BlazePose landmark net's last feature maps (20 tokens x
+288, the ``features`` output of the shipped landmark ONNX), which rendered shards made with ``data synth --labeler
+port`` store; simulated people have none and get the model's null image tokens.
+
 Schedule: ``--pretrain`` steps with the condition dropped (the unconditional prior: random bodies), then
 conditional training where 10 % of the conditions are still dropped (so the prior stays usable). Loss: cross-entropy
 on the masked positions (cos schedule, never an empty mask) + the orientation's squared Frobenius error.
@@ -54,6 +58,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="directories of `realtime-hmr data synth` shards: MediaPipe-on-render training labels")
     p.add_argument("--rendered-frac", type=float, default=0.5, help="share of each batch drawn from --rendered")
     p.add_argument("--rendered-val", type=int, default=500, help="rendered people held out for validation")
+    p.add_argument("--image-tokens", action="store_true",
+                   help="condition on the landmark net's image features too (needs --rendered shards made with "
+                        "`data synth --labeler port`)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 BF16, CUDA GPUs)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--out", default=str(ASSETS / "mega"))
@@ -92,12 +99,14 @@ def simulate_people(n: int, seed: int, domain: int, encoder, batch: int = 64) ->
             for k, v in out.items()}
 
 
-def load_rendered(dirs, encoder, batch: int = 64, max_match: float = 0.25) -> dict[str, np.ndarray]:
+def load_rendered(dirs, encoder, batch: int = 64, max_match: float = 0.25,
+                  features: bool = False) -> dict[str, np.ndarray]:
     """MediaPipe-on-render training pairs from ``data synth`` shards: for every image where MediaPipe found a person,
     its decoder inputs (lm2d, lmw, geom, from MediaPipe's landmarks), and that person's targets (tokens, R) and
     pose source. Person order is the shards' (sorted file names) order. Skipped: gross mismatches, where the median
     distance of MediaPipe's landmarks to the matched person's exceeds ``max_match`` of that person's height in the
-    image (a skeleton stitched from two people, or the wrong one: about 4 % of detections)."""
+    image (a skeleton stitched from two people, or the wrong one: about 4 % of detections). ``features``: also the
+    landmark net's image features (``image``, float16), which the shards must hold (``data synth --labeler port``)."""
     from realtime_hmr.body import Body
     from realtime_hmr.mesh import condition
 
@@ -105,10 +114,13 @@ def load_rendered(dirs, encoder, batch: int = 64, max_match: float = 0.25) -> di
     if not files:
         raise FileNotFoundError(f"no data synth shards (shard_*.npz) under {', '.join(map(str, dirs))}")
     body = Body.load()
-    out = {k: [] for k in ("lm2d", "lmw", "geom", "tokens", "R", "source")}
+    out = {k: [] for k in ("lm2d", "lmw", "geom", "tokens", "R", "source", *(("image",) if features else ()))}
     for f in files:
         with np.load(f, allow_pickle=False) as z:
-            d = {k: z[k] for k in ("mp_detected", "mp_person", "mp_match_px", "mp_image", "mp_world", "mp_visibility",
+            if features and "mp_features" not in z.files:
+                raise ValueError(f"{f} has no image features: make the shards with `data synth --labeler port`")
+            d = {k: z[k] for k in ("mp_features",) if features}
+            d |= {k: z[k] for k in ("mp_detected", "mp_person", "mp_match_px", "mp_image", "mp_world", "mp_visibility",
                                    "mp33_2d", "camera_K", "camera_R", "camera_t", "rotations", "translation", "betas",
                                    "pose_source")}
         idx = np.flatnonzero(d["mp_detected"])
@@ -121,6 +133,8 @@ def load_rendered(dirs, encoder, batch: int = 64, max_match: float = 0.25) -> di
         out["lmw"].append(lmw)
         out["geom"].append(geom)
         out["source"].append(d["pose_source"][idx, p])
+        if features:
+            out["image"].append(d["mp_features"][idx])
         for a in range(0, len(idx), batch):
             i, q = idx[a:a + batch], p[a:a + batch]
             rot = d["rotations"][i, q].astype(np.float64)
@@ -193,7 +207,7 @@ def train(args) -> dict:
     val = simulate_people(args.val, args.seed + 1, EVAL, encoder)
     rendered = rendered_val = None
     if args.rendered:
-        rendered = load_rendered(args.rendered, encoder)
+        rendered = load_rendered(args.rendered, encoder, features=args.image_tokens)
         n_val = min(args.rendered_val, len(rendered["tokens"]) // 5)
         rendered_val = {k: v[-n_val:] for k, v in rendered.items()}
         rendered = {k: v[:-n_val] for k, v in rendered.items()}
@@ -203,7 +217,11 @@ def train(args) -> dict:
              0 if rendered_val is None else len(rendered_val["tokens"]), time.time() - t0)
     noise = NoiseModel.load()
     tokenizer = frozen_tokenizer(vq / "vqvae.safetensors").to(dev)
-    cfg = MEGAConfig(d=args.d, layers=args.layers, heads=max(4, args.d // 64))
+    if args.image_tokens and rendered is None:
+        raise ValueError("--image-tokens needs --rendered shards with image features")
+    cfg = MEGAConfig(d=args.d, layers=args.layers, heads=max(4, args.d // 64),
+                     image_tokens=rendered["image"].shape[1] if args.image_tokens else 0,
+                     image_dim=rendered["image"].shape[2] if args.image_tokens else 0)
     model = MEGA(cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng = np.random.default_rng(args.seed)
@@ -216,8 +234,13 @@ def train(args) -> dict:
         idx = rng.integers(0, args.samples, args.batch - n_r)
         lm2d, lmw, geom, _ = observe(data["mp33"][idx], data["K"][idx], rng, noise)
         tokens, R_true = data["tokens"][idx], data["R"][idx]
+        image = has_image = None
         if n_r:
             j = rng.integers(0, len(rendered["tokens"]), n_r)
+            if cfg.image_tokens:
+                image = np.zeros((args.batch, cfg.image_tokens, cfg.image_dim), np.float32)
+                image[args.batch - n_r:] = rendered["image"][j]
+                image, has_image = T(image), T(np.arange(args.batch) >= args.batch - n_r)
             lm2d, lmw, geom = (np.concatenate([a, rendered[k][j]]) for a, k in
                                ((lm2d, "lm2d"), (lmw, "lmw"), (geom, "geom")))
             tokens, R_true = np.concatenate([tokens, rendered["tokens"][j]]), np.concatenate([R_true, rendered["R"][j]])
@@ -227,7 +250,7 @@ def train(args) -> dict:
         mask = training_mask(args.batch, cfg.n_tokens).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp):
             logits, rot6 = model(torch.where(mask, torch.full_like(tokens, model.mask_id), tokens),
-                                 model.condition(T(lm2d), T(lmw), T(geom), drop=drop))
+                                 model.condition(T(lm2d), T(lmw), T(geom), image, drop=drop, has_image=has_image))
         logits, rot6 = logits.float(), rot6.float()
         loss_tok = F.cross_entropy(logits[mask], tokens[mask])
         R = rotation_6d_to_matrix(rot6)
@@ -258,6 +281,8 @@ def train(args) -> dict:
             "command": getattr(args, "command", "python -m realtime_hmr.train.mega"), "config": cfg.__dict__,
             "vqvae": str(vq), "samples": args.samples, "steps": args.steps, "pretrain": args.pretrain,
             "batch": args.batch, "lr": args.lr, "seed": args.seed, "aux_vertex": args.aux_vertex,
+            "image_tokens": "BlazePose landmark net features (landmark ONNX output 'features')"
+                            if cfg.image_tokens else None,
             "aux_vertices": args.aux_vertices, "history": history,
             "train_time_s": round(time.time() - t0, 1), "device": str(dev), "amp_bf16": bool(args.amp),
             "rendered": {"dirs": [str(d) for d in args.rendered],
@@ -286,8 +311,8 @@ def export(model, out: Path) -> dict:
             super().__init__()
             self.m = m
 
-        def forward(self, lm2d, lmw, geom):
-            c = self.m.condition(lm2d, lmw, geom)
+        def forward(self, lm2d, lmw, geom, image=None):
+            c = self.m.condition(lm2d, lmw, geom, image)
             logits, rot6 = self.m(self.m.masked_like(c), c)
             return logits.argmax(-1), rot6
 
@@ -296,8 +321,8 @@ def export(model, out: Path) -> dict:
             super().__init__()
             self.m = m
 
-        def forward(self, tokens, lm2d, lmw, geom):
-            return self.m(tokens, self.m.condition(lm2d, lmw, geom))
+        def forward(self, tokens, lm2d, lmw, geom, image=None):
+            return self.m(tokens, self.m.condition(lm2d, lmw, geom, image))
 
     class Prior(torch.nn.Module):
         """One step of unconditional decoding: the learned null condition, built from the tokens' batch."""
@@ -314,8 +339,10 @@ def export(model, out: Path) -> dict:
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(2, N_LANDMARKS, 4, generator=g), torch.randn(2, N_LANDMARKS, 3, generator=g),
          torch.randn(2, 3, generator=g))
-    tok = torch.randint(0, model.cfg.codebook + 1, (2, model.cfg.n_tokens), generator=g)
     names = ("lm2d", "lmw", "geom")
+    if model.cfg.image_tokens:
+        x, names = (*x, torch.randn(2, model.cfg.image_tokens, model.cfg.image_dim, generator=g)), (*names, "image")
+    tok = torch.randint(0, model.cfg.codebook + 1, (2, model.cfg.n_tokens), generator=g)
     result = {}
     for fname, net, args, inputs, outputs in (
             ("mega_det.onnx", Deterministic(model), x, names, ("tokens", "rot6")),
@@ -379,8 +406,11 @@ def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
     else:
         lm2d, lmw, geom, _ = observe(val["mp33"], val["K"], np.random.default_rng(seed + 7), noise)
     T = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
+    image = None
+    if noise is None and model.img is not None:
+        image = T(val["image"].astype(np.float32))
     with torch.no_grad():
-        tok, rot6 = model.deterministic(model.condition(T(lm2d), T(lmw), T(geom)))
+        tok, rot6 = model.deterministic(model.condition(T(lm2d), T(lmw), T(geom), image))
         R = rotation_6d_to_matrix(rot6).double().cpu().numpy()
         pve = None
         if tokenizer is not None:

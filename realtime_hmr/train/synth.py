@@ -22,7 +22,8 @@ Each shard ``shard_XXXXX.npz`` (``np.load(..., allow_pickle=False)``) holds, for
   joints24 (N,P,24,3), mp33 (N,P,33,3): SMPL-24 joints and the body's MediaPipe-33 landmark regressor, camera frame
   joints24_2d, mp33_2d: their projections in pixels; pose_source (N,P) 'rom'/'cmu'/'deepmimic'
   mp_detected (N,), mp_person (N,) matched ground-truth person (-1 none), mp_match_px, mp_image (N,33,3) pixels +
-  MediaPipe z, mp_visibility (N,33), mp_world (N,33,3), mp_mask (N,H,W) uint8
+  MediaPipe z, mp_visibility (N,33), mp_world (N,33,3), mp_mask (N,H,W) uint8; with ``--labeler port`` the labels
+  come from our BlazePose port and mp_features (N,20,288) float16 holds its image features
   time_ms (N,4): wall time of scene, render, composite(+JPEG encode), mediapipe; cpu_ms (N,4) the same as process
   CPU time (all threads)
 Vertices are not stored: :func:`vertices` regenerates them from pose + shape + camera.
@@ -56,6 +57,7 @@ class SynthConfig:
     images: bool = True
     segmentation: bool = True
     max_persons: int = P_MAX
+    labeler: str = "mediapipe"  # "mediapipe" (the legacy package) or "port" (our BlazePose port, + image features)
 
 
 def shard_rng(seed: int, domain: int, shard: int) -> np.random.Generator:
@@ -80,9 +82,11 @@ class SceneMaker:
         self.backgrounds = render.Backgrounds(cfg.size)
         self._mocap = None
         if labeler is True:
-            from realtime_hmr.train.labels import MediaPipeLabeler
+            from realtime_hmr.train.labels import MediaPipeLabeler, PortLabeler
 
-            labeler = MediaPipeLabeler(cfg.segmentation)
+            if cfg.labeler not in ("mediapipe", "port"):
+                raise ValueError(f"labeler must be 'mediapipe' or 'port', not {cfg.labeler!r}")
+            labeler = (PortLabeler if cfg.labeler == "port" else MediaPipeLabeler)(cfg.segmentation)
         self.labeler = labeler or None
         z = np.load(Path(__file__).resolve().parents[1] / "assets" / "body.npz")
         self.coeff_mean, self.coeff_dirs = z["shape_coeff_mean"], z["shape_coeff_dirs"]
@@ -217,6 +221,9 @@ def make_shard(maker: SceneMaker, seed: int, shard: int, n: int, domain: int = T
                  mp_image=lab.image if det else np.zeros((33, 3), np.float32),
                  mp_visibility=lab.visibility if det else np.zeros(33, np.float32),
                  mp_world=lab.world if det else np.zeros((33, 3), np.float32))
+        if cfg.labeler == "port":
+            r["mp_features"] = (lab.features if det and lab.features is not None
+                                else np.zeros((20, 288), np.float32)).astype(np.float16)
         if cfg.segmentation:
             r["mp_mask"] = lab.mask if det and lab.mask is not None else np.zeros((h, w), np.uint8)
         t1, c1 = time.perf_counter(), time.process_time()
@@ -334,7 +341,8 @@ def synth(n: int, out: str | Path, workers: int = 1, seed: int = 0, shard_size: 
                 "samples_per_cpu_s": made / cpu if made else None,
                 "bytes_per_sample": size / (n_shards * shard_size),
                 "command": f"realtime-hmr data synth --n {n} --out {out} --workers {workers} --seed {seed} "
-                           f"--shard-size {shard_size}"}
+                           f"--shard-size {shard_size}" + ("" if cfg.images else " --no-images")
+                           + ("" if cfg.labeler == "mediapipe" else f" --labeler {cfg.labeler}")}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
