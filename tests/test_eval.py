@@ -89,10 +89,11 @@ def test_stochastic_summary_best_of_k_and_uncertainty_correlations():
     err = [u * 2 for u in unc]
     acc = {"samples": 10, "det": [0.10, 0.20, 0.30], "det_pa": [0.05, 0.05, 0.05], "mean": [0.09, 0.2, 0.3],
            "mean_pa": [0.04, 0.05, 0.05], "best": [0.05, 0.1, 0.2], "best_pa": [0.03, 0.04, 0.04],
-           "unc": unc, "vis": vis, "err": err}
+           "fit": [0.1, 0.1, 0.4], "fit_pa": [0.06, 0.05, 0.04], "unc": unc, "vis": vis, "err": err}
     s = stochastic_summary(acc)
     assert s["n"] == 3 and s["joints"] == 36
     assert s["deterministic_mpjpe_mm"] == 200.0 and s["best_of_k_mpjpe_mm"] == pytest.approx(116.7)
+    assert s["best_fit_sample_mpjpe_mm"] == 200.0 and s["best_fit_sample_pa_mpjpe_mm"] == 50.0
     assert s["uncertainty_vs_visibility_spearman"] == -1.0 and s["uncertainty_vs_error_spearman"] == 1.0
     low = np.concatenate(vis) < 0.5
     assert s["joints_visibility_below_0.5"] == int(low.sum())
