@@ -126,3 +126,41 @@ def test_simulated_world_landmarks_follow_the_measured_error():
     measured = json.loads((ASSETS / "mediapipe_noise.json").read_text())["world"]["median_norm"]
     np.testing.assert_allclose(med, measured, rtol=0.5)
     assert (err > 0.2).mean(0)[15] > 0.3  # wrists: outliers as often as measured (0.48)
+
+
+def test_train_on_rendered_people_only_with_image_tokens(tmp_path):
+    """`train mega --rendered DIR --rendered-frac 1 --image-tokens` end to end at toy size: every batch rendered
+    people with their image features, validation on held-out ones, and an export whose passes take the features."""
+    import argparse
+    import json
+
+    from realtime_hmr.body import Body
+    from realtime_hmr.train.mega import add_args, train
+
+    body = Body.load()
+    rng = np.random.default_rng(5)
+    n = 12
+    rot = np.tile(np.eye(3), (n, 1, body.n_bones, 1, 1))
+    mp33_2d = np.zeros((n, 1, 33, 2))
+    mp33_2d[..., 1] = np.linspace(0, 200, 33)
+    shard = {"mp_detected": np.ones(n, bool), "mp_person": np.zeros(n, int), "mp_match_px": np.full(n, 2.0),
+             "mp33_2d": mp33_2d, "mp_image": rng.uniform(0, 300, (n, 33, 3)),
+             "mp_world": rng.normal(0, 0.3, (n, 33, 3)), "mp_visibility": rng.uniform(0, 1, (n, 33)),
+             "camera_K": np.tile(np.array([[300.0, 0, 192], [0, 300.0, 144], [0, 0, 1]]), (n, 1, 1)),
+             "camera_R": np.tile(np.eye(3), (n, 1, 1)), "camera_t": np.tile([0, 0, 4.0], (n, 1)),
+             "rotations": rot, "translation": np.zeros((n, 1, 3)), "betas": np.zeros((n, 1, 20)),
+             "pose_source": np.array([["rom"]] * n), "mp_features": rng.normal(0, 1, (n, 20, 288)).astype(np.float16)}
+    (tmp_path / "d").mkdir()
+    np.savez(tmp_path / "d" / "shard_00000.npz", **shard)
+    p = argparse.ArgumentParser()
+    add_args(p)
+    args = p.parse_args(["--samples", "4", "--val", "2", "--steps", "2", "--pretrain", "1", "--batch", "4", "--d", "32",
+                         "--layers", "1", "--rendered", str(tmp_path / "d"), "--rendered-frac", "1",
+                         "--rendered-val", "2", "--image-tokens", "--out", str(tmp_path / "out")])
+    meta = train(args)
+    assert meta["config"]["image_tokens"] == 20 and meta["config"]["image_dim"] == 288
+    assert meta["rendered"]["people"] == 10 and meta["rendered"]["held_out"] == 2 and meta["rendered"]["fraction"] == 1
+    assert meta["history"][-1]["val_rendered_canonical_pve_mm"] > 0
+    assert meta["onnx"]["mega_det.onnx"]["inputs"] == ["lm2d", "lmw", "geom", "image"]
+    assert meta["onnx"]["mega_det.onnx"]["token_agreement_vs_torch"] == 1.0
+    assert json.loads((tmp_path / "out" / "mega.json").read_text())["image_tokens"]

@@ -209,8 +209,9 @@ def train(args) -> dict:
     if args.rendered:
         rendered = load_rendered(args.rendered, encoder, features=args.image_tokens)
         n_val = min(args.rendered_val, len(rendered["tokens"]) // 5)
-        rendered_val = {k: v[-n_val:] for k, v in rendered.items()}
-        rendered = {k: v[:-n_val] for k, v in rendered.items()}
+        if n_val:
+            rendered_val = {k: v[-n_val:] for k, v in rendered.items()}
+            rendered = {k: v[:-n_val] for k, v in rendered.items()}
     n_r = round(args.batch * args.rendered_frac) if rendered is not None else 0
     log.info("data: %d simulated + %d rendered training people, %d + %d held out, in %.0f s", args.samples,
              0 if rendered is None else len(rendered["tokens"]), args.val,
@@ -232,7 +233,10 @@ def train(args) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         idx = rng.integers(0, args.samples, args.batch - n_r)
-        lm2d, lmw, geom, _ = observe(data["mp33"][idx], data["K"][idx], rng, noise)
+        if len(idx):
+            lm2d, lmw, geom, _ = observe(data["mp33"][idx], data["K"][idx], rng, noise)
+        else:  # --rendered-frac 1: rendered people only
+            lm2d, lmw, geom = (np.zeros((0, *shape), np.float32) for shape in ((33, 4), (33, 3), (3,)))
         tokens, R_true = data["tokens"][idx], data["R"][idx]
         image = has_image = None
         if n_r:
