@@ -117,13 +117,13 @@ def refine_pose(points: np.ndarray, xy: np.ndarray, K: np.ndarray, R: np.ndarray
 def reprojection_px(points: np.ndarray, xy: np.ndarray, visibility: np.ndarray, K: np.ndarray,
                     min_vis: float = 0.5) -> np.ndarray:
     """Median pixel distance (n,) between camera-space landmarks (n, 33, 3) projected by K and the tracker's 2D
-    landmarks (n, 33, 2), over the visible ones (all where fewer than four are): how well a body explains the
-    image."""
+    landmarks (n, 33, 2), over the visible ones (all where fewer than four are; a landmark behind the camera counts as
+    infinitely far): how well a body explains the image."""
+    from realtime_hmr.preview import project
+
     P = np.asarray(points, np.float64)
-    K = np.asarray(K, np.float64)
-    z = np.maximum(P[..., 2:3], 1e-6)
-    proj = (P[..., :2] / z) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
-    d = np.linalg.norm(proj - xy, axis=-1)
+    uv, front = project(P.reshape(-1, 3), np.asarray(K, np.float64))
+    d = np.where(front, np.linalg.norm(uv - np.reshape(xy, (-1, 2)), axis=-1), np.inf).reshape(P.shape[:-1])
     use = np.asarray(visibility) >= min_vis
     use = np.where(use.sum(-1, keepdims=True) >= 4, use, True)
     return np.nanmedian(np.where(use, d, np.nan), -1)
