@@ -157,6 +157,8 @@ def test_train_on_rendered_people_only_with_image_tokens(tmp_path):
     args = p.parse_args(["--samples", "4", "--val", "2", "--steps", "2", "--pretrain", "1", "--batch", "4", "--d", "32",
                          "--layers", "1", "--rendered", str(tmp_path / "d"), "--rendered-frac", "1",
                          "--rendered-val", "2", "--image-tokens", "--out", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="image features"):  # refused at once, before any data is prepared
+        train(p.parse_args(["--image-tokens", "--out", str(tmp_path / "x")]))
     meta = train(args)
     assert meta["config"]["image_tokens"] == 20 and meta["config"]["image_dim"] == 288
     assert meta["rendered"]["people"] == 10 and meta["rendered"]["held_out"] == 2 and meta["rendered"]["fraction"] == 1

@@ -195,6 +195,8 @@ def train(args) -> dict:
     from realtime_hmr.train.noise_stats import NoiseModel
     from realtime_hmr.train.synth import EVAL, TRAIN
 
+    if args.image_tokens and not args.rendered:  # before minutes of data preparation
+        raise ValueError("--image-tokens needs --rendered shards with image features (data synth --labeler port)")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -218,8 +220,6 @@ def train(args) -> dict:
              0 if rendered_val is None else len(rendered_val["tokens"]), time.time() - t0)
     noise = NoiseModel.load()
     tokenizer = frozen_tokenizer(vq / "vqvae.safetensors").to(dev)
-    if args.image_tokens and rendered is None:
-        raise ValueError("--image-tokens needs --rendered shards with image features")
     cfg = MEGAConfig(d=args.d, layers=args.layers, heads=max(4, args.d // 64),
                      image_tokens=rendered["image"].shape[1] if args.image_tokens else 0,
                      image_dim=rendered["image"].shape[2] if args.image_tokens else 0)
