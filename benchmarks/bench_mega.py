@@ -31,19 +31,19 @@ from realtime_hmr.runtime.ort import OnnxRuntime  # noqa: E402
 TARGET_MS = 8.0
 
 
-def fresh_export(d: int, layers: int, out: Path, image_tokens: int = 0) -> dict:
+def fresh_export(d: int, layers: int, out: Path, vqvae: Path, image_tokens: int = 0) -> dict:
     import torch
     from safetensors.torch import save_file
 
     from realtime_hmr.models.mega import MEGA, MEGAConfig
-    from realtime_hmr.train.mega import export
+    from realtime_hmr.train.mega import export, frozen_tokenizer
 
     torch.manual_seed(0)
     cfg = MEGAConfig(d=d, layers=layers, heads=max(4, d // 64), image_tokens=image_tokens,
                      image_dim=288 if image_tokens else 0)
     m = MEGA(cfg).eval()
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(out / "mega.safetensors"))
-    export(m, out)
+    export(m, out, frozen_tokenizer(vqvae / "vqvae.safetensors").vq.codebook.detach().float())
     return {**cfg.__dict__, "weights": "freshly initialised (timing only)"}
 
 
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
             cfg = json.loads((d / "mega.json").read_text()).get("config", {})
         else:
             d = Path(tmp)
-            cfg = fresh_export(args.d, args.layers, d, args.image_tokens)
+            cfg = fresh_export(args.d, args.layers, d, Path(args.vqvae), args.image_tokens)
         weights_mb = (d / "mega.safetensors").stat().st_size / 2**20 if (d / "mega.safetensors").is_file() else None
         rng = np.random.default_rng(0)
         res = {"what": "MEGA deterministic pass + Mesh-VQ-VAE decode per person, ONNX Runtime CPU",

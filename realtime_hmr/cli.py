@@ -148,7 +148,8 @@ def cmd_eval_synthetic(args) -> int:
     from realtime_hmr.train.evaluate import evaluate_synthetic
 
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
-                           samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine)
+                           samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
+                           decode=args.decode)
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
                        f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"
@@ -254,7 +255,7 @@ def live_config(args):
     from realtime_hmr.config import load_config
 
     cfg = load_config(args.config)
-    cfg = cfg.replace("mesh", mode=args.mode)
+    cfg = cfg.replace("mesh", mode=args.mode, decode=args.decode)
     cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
     cfg = cfg.replace("perception", max_persons=args.max_persons)
     return cfg.replace("stream", zmq=None if args.zmq == "off" else args.zmq, osc=args.osc, vmc=args.vmc)
@@ -303,11 +304,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+DECODE_HELP = ("deterministic mode's tokens: the codebook entry nearest to the probability-weighted mean code "
+               "(expected, default), or MEGA's argmax")
+
+
 def add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch", "tensorrt"), default="auto")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--max-persons", type=int, default=4, metavar="N")
     p.add_argument("--mode", choices=("deterministic", "stochastic"), default="deterministic")
+    p.add_argument("--decode", choices=("expected", "argmax"), default="expected", help=DECODE_HELP)
     p.add_argument("--zmq", default="tcp://127.0.0.1:5555", metavar="ADDR", help="ZeroMQ PUB address, or 'off'")
     p.add_argument("--osc", metavar="HOST:PORT", help="send joints over OSC")
     p.add_argument("--vmc", metavar="HOST:PORT", help="send bones over the VMC protocol (person k on PORT+k)")
@@ -466,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--mega-dir", default=None,
                     help="score this decoder (a `train mega --out` directory), not the shipped one")
     es.add_argument("--no-refine", action="store_true", help="keep the decoder's orientation (no PnP refinement)")
+    es.add_argument("--decode", choices=("expected", "argmax"), default="expected", help=DECODE_HELP)
     es.add_argument("--no-progress", action="store_true")
     es.add_argument("--report", metavar="FILE", help="write the report (CONTRACT.md fields) as JSON")
     es.set_defaults(func=cmd_eval_synthetic)

@@ -35,6 +35,7 @@ class PerceptionConfig:
 @dataclass(frozen=True)
 class MeshConfig:
     mode: str = "deterministic"  # deterministic | stochastic
+    decode: str = "expected"  # deterministic tokens: expected (nearest to the mean code) | argmax (MEGA's)
     samples: int = 10
     steps: int = 5
     temperature: float = 1.0

@@ -1,6 +1,6 @@
 """The live loop assembled from the configuration: what ``realtime-hmr run`` and ``demo`` execute.
 
-capture -> perception (our batched BlazePose port: every person, stable ids) -> [mesh, once a mesh model ships]
+capture -> perception (our batched BlazePose port: every person, stable ids) -> mesh (where the mesh model is shipped)
 -> smoothing -> sinks (ZeroMQ, OSC joints, VMC, recording, preview).
 
 The mesh stage (:class:`realtime_hmr.mesh.MeshRecovery`) joins whenever the mesh models are shipped. Without them the
@@ -91,7 +91,7 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
         m = cfg.mesh
         try:  # the whole model where it is shipped; landmarks and ids only where it is not
             mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, mode=m.mode,
-                                     samples=m.samples, steps=m.steps, temperature=m.temperature)
+                                     samples=m.samples, steps=m.steps, temperature=m.temperature, decode=m.decode)
             tracker = mesh.tracker
         except FileNotFoundError as e:
             if m.mode == "stochastic":

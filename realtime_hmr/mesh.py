@@ -211,7 +211,8 @@ class MeshRecovery:
         mr = MeshRecovery.load(backend="auto")
         persons = mr(image_bgr)            # each: id, box, landmarks, body.joints (24), body.vertices, body.rotations
 
-    Per person: landmarks (the tracker) -> decoder (54 tokens + orientation, one pass) -> Mesh-VQ-VAE decoder
+    Per person: landmarks (the tracker) -> decoder (54 tokens + orientation, one pass; expected-code tokens unless
+    ``decode="argmax"``) -> Mesh-VQ-VAE decoder
     (canonical mesh) -> turned to camera space -> translation in closed form from the 2D landmarks -> rotation and
     translation refined on the 2D landmarks (PnP; ``refine=False`` keeps the decoder's) -> joints, and the rig's
     rotations by inverse kinematics (shape fitted once per track, then reused; only newcomers pay for it).
@@ -219,9 +220,14 @@ class MeshRecovery:
 
     def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
                  step=None, mode: str = "deterministic", samples: int = 10, steps: int = 5, temperature: float = 1.0,
-                 codebook: int = 512, seed: int = 0, refine: bool = True):
+                 codebook: int = 512, seed: int = 0, refine: bool = True, decode: str = "expected"):
         if mode not in ("deterministic", "stochastic"):
             raise ValueError(f"mode must be deterministic or stochastic, got {mode!r}")
+        if decode not in ("expected", "argmax"):
+            raise ValueError(f"decode must be expected or argmax, got {decode!r}")
+        if "tokens_argmax" not in getattr(decoder, "output_names", ("tokens_argmax",)):
+            raise ValueError("this mesh decoder's mega_det.onnx predates expected-code decoding (no tokens_argmax "
+                             "output): re-export it with `realtime-hmr train mega --init DIR --steps 0 --out DIR`")
         if mode == "stochastic" and step is None:
             raise ValueError("stochastic mode needs the decoder's step model (mega_step.onnx)")
         self.tracker, self.decoder, self.vq, self.body = tracker, decoder, vq_decoder, body
@@ -230,13 +236,16 @@ class MeshRecovery:
         self.rng = np.random.default_rng(seed)
         self.K = camera_matrix
         self.refine = refine
+        self.decode = decode
         self._betas: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(cls, backend: str = "auto", device: str | None = None, threads: int | None = None, max_persons: int = 4,
              camera_matrix: np.ndarray | None = None, mega_dir=None, **mode) -> MeshRecovery:
         """The shipped models (or the decoder in ``mega_dir``, as written by ``realtime-hmr train mega --out``).
-        ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``, ``refine``."""
+        ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``, ``refine``, ``decode``
+        (deterministic mode's tokens: ``"expected"``, the codebook entry nearest to the probability-weighted mean code,
+        the default; or ``"argmax"``, MEGA's)."""
         from realtime_hmr.body import Body
         from realtime_hmr.landmarks import load_pose_tracker
         from realtime_hmr.runtime import load
@@ -278,7 +287,8 @@ class MeshRecovery:
             verts, t, spread = self._sample(feeds, todo, K)
         else:
             out = self.decoder.run(feeds)
-            verts, t = self._place(out["tokens"].astype(np.int64), out["rot6"], todo, K)
+            tokens = out["tokens" if self.decode == "expected" else "tokens_argmax"]
+            verts, t = self._place(tokens.astype(np.int64), out["rot6"], todo, K)
             spread = None
         bone_poses = self._rig(verts, [p.id for p in todo])
         done = {}

@@ -72,6 +72,11 @@ def test_demo_writes_preview_recording_report_and_streams(tmp_path):
     lm = m.array("landmarks_2d")
     assert m.header["ids"] and lm.shape[0] == len(m.header["ids"]) and lm.shape[1] == 33
     assert np.isfinite(lm).all() and (lm[..., 0] >= -50).all() and (lm[..., 0] <= 690).all()  # pixels of 640 wide
+    # the shipped mesh model joins the loop: every person goes out with a body (24 joints, metres, camera space)
+    assert rep["mesh"] == "mesh recovered for every person" and "mesh" in rep["latency_ms"]["per_stage"]
+    joints = m.array("joints")
+    assert joints.shape == (len(m.header["ids"]), 24, 3) and np.isfinite(joints).all()
+    assert (joints[..., 2] > 0.5).all() and (joints[..., 2] < 30).all()  # in front of the camera, at a sane depth
 
 
 def test_run_with_unreadable_source_fails_clearly(tmp_path):

@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 from realtime_hmr.models.mega import MEGA, N_LANDMARKS, MEGAConfig, rotation_6d_to_matrix, training_mask  # noqa: E402
 
 SMALL = MEGAConfig(d=64, layers=2, heads=4, codebook=32, dropout=0.0)
+BOOK = torch.randn(32, 6, generator=torch.Generator().manual_seed(11))  # a tokenizer's codebook stand-in
 
 
 def cond_inputs(B, seed=0):
@@ -28,6 +29,20 @@ def test_shapes_and_any_batch():
     R = rotation_6d_to_matrix(rot6)
     np.testing.assert_allclose((R.transpose(-1, -2) @ R).detach().numpy(), np.tile(np.eye(3), (7, 1, 1)), atol=1e-5)
     assert torch.allclose(torch.linalg.det(R), torch.ones(7), atol=1e-5)
+
+
+def test_expected_tokens_pick_the_code_nearest_the_mean_code():
+    """A confident position keeps its argmax; a position split between two codes gets the code that lies between
+    them, which the argmax never picks."""
+    from realtime_hmr.models.mega import expected_tokens
+
+    book = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [9.0, 9.0]])
+    logits = torch.full((1, 3, 4), -30.0)
+    logits[0, 0, 3] = 10.0  # sure of code 3
+    logits[0, 1, 0] = logits[0, 1, 2] = 5.0  # torn between codes 0 and 2 (code 1 sits halfway)
+    logits[0, 2, 0], logits[0, 2, 2] = 5.0, 3.0  # leaning to 0: the mean code (~0.24, 0) is nearest code 0
+    assert expected_tokens(logits, book).tolist() == [[3, 1, 0]]
+    assert logits.argmax(-1)[0, 1].item() in (0, 2)
 
 
 def test_training_mask_ratio_and_no_empty_mask():
@@ -93,16 +108,17 @@ def test_onnx_export_of_the_deterministic_pass_and_step(tmp_path):
     from realtime_hmr.train.mega import export
 
     m = MEGA(SMALL).eval()
-    report = export(m, tmp_path)
+    report = export(m, tmp_path, BOOK)
     assert report["mega_det.onnx"]["token_agreement_vs_torch"] == 1.0
     assert report["mega_det.onnx"]["max_abs_diff_vs_torch"] < 1e-4
     assert report["mega_step.onnx"]["max_abs_diff_vs_torch"] < 1e-4
     s = ort.InferenceSession(str(tmp_path / "mega_det.onnx"), providers=["CPUExecutionProvider"])
     assert not isinstance(s.get_inputs()[0].shape[0], int)  # the batch axis stayed dynamic
     x = cond_inputs(5, seed=3)  # another batch size than the export's
-    tok, rot6 = s.run(None, {"lm2d": x[0].numpy(), "lmw": x[1].numpy(), "geom": x[2].numpy()})
-    ref_tok, ref_rot = m.deterministic(m.condition(*x))
+    tok, rot6, tok_argmax = s.run(None, {"lm2d": x[0].numpy(), "lmw": x[1].numpy(), "geom": x[2].numpy()})
+    ref_tok, ref_rot = m.deterministic(m.condition(*x), BOOK)
     assert (tok == ref_tok.numpy()).mean() > 0.99
+    assert (tok_argmax == m.deterministic(m.condition(*x))[0].numpy()).mean() > 0.99
     np.testing.assert_allclose(rot6, ref_rot.numpy(), atol=1e-4)
 
 
@@ -123,7 +139,7 @@ def test_generate_samples_the_exported_prior(tmp_path):
     m = MEGA(SMALL).eval()
     with torch.no_grad():  # a peaked, position-dependent prior so that samples are not all alike by chance
         m.logits.bias.normal_(0, 3.0)
-    report = export(m, tmp_path)
+    report = export(m, tmp_path, BOOK)
     assert report["mega_prior.onnx"]["max_abs_diff_vs_torch"] < 1e-4
     (tmp_path / "mega.json").write_text(json.dumps({"config": SMALL.__dict__}))
     a = generate(4, steps=5, seed=1, mega_dir=tmp_path)
@@ -164,14 +180,15 @@ def test_onnx_export_with_image_tokens(tmp_path):
     from realtime_hmr.train.mega import export
 
     m = MEGA(IMG).eval()
-    report = export(m, tmp_path)
+    report = export(m, tmp_path, BOOK)
     assert report["mega_det.onnx"]["inputs"] == ["lm2d", "lmw", "geom", "image"]
     assert report["mega_step.onnx"]["max_abs_diff_vs_torch"] < 1e-4
     s = ort.InferenceSession(str(tmp_path / "mega_det.onnx"), providers=["CPUExecutionProvider"])
     x = cond_inputs(4, seed=5)
     img = torch.randn(4, 5, 12, generator=torch.Generator().manual_seed(6))
-    tok, rot6 = s.run(None, {"lm2d": x[0].numpy(), "lmw": x[1].numpy(), "geom": x[2].numpy(), "image": img.numpy()})
-    ref_tok, ref_rot = m.deterministic(m.condition(*x, img))
+    feeds = {"lm2d": x[0].numpy(), "lmw": x[1].numpy(), "geom": x[2].numpy(), "image": img.numpy()}
+    tok, rot6, _ = s.run(None, feeds)
+    ref_tok, ref_rot = m.deterministic(m.condition(*x, img), BOOK)
     assert (tok == ref_tok.numpy()).mean() > 0.99
     np.testing.assert_allclose(rot6, ref_rot.numpy(), atol=1e-4)
 

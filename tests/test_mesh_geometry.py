@@ -101,7 +101,8 @@ def test_mesh_recovery_places_the_body_where_the_landmarks_say(body):
     person = Person(id=3, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[xy, z],
                     landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33))
     rot6 = np.concatenate([R[:, 0], R[:, 1]])
-    mr = MeshRecovery(tracker=None, decoder=_Fixed({"tokens": np.zeros(54, np.int64), "rot6": rot6}),
+    mr = MeshRecovery(tracker=None, decoder=_Fixed({"tokens": np.zeros(54, np.int64), "rot6": rot6,
+                                                     "tokens_argmax": np.zeros(54, np.int64)}),
                       vq_decoder=_Fixed({"vertices": canon.astype(np.float32)}), body=body, camera_matrix=K)
     out = mr.recover([person], K)[0]
     np.testing.assert_allclose(out.body.translation, t, atol=1e-3)
@@ -226,7 +227,8 @@ def test_image_feature_decoder_gets_each_persons_features(body):
     people = [Person(id=i, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[project(lm, K), np.zeros(33)],
                      landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33),
                      features=rng.normal(size=(20, 288)).astype(np.float32)) for i in range(2)]
-    dec = Recording({"tokens": np.zeros(54, np.int64), "rot6": np.array([1.0, 0, 0, 0, 1, 0])},
+    dec = Recording({"tokens": np.zeros(54, np.int64), "rot6": np.array([1.0, 0, 0, 0, 1, 0]),
+                     "tokens_argmax": np.zeros(54, np.int64)},
                     input_names=("lm2d", "lmw", "geom", "image"))
     mr = MeshRecovery(None, dec, _Fixed({"vertices": canon.astype(np.float32)}), body, K)
     out = mr.recover(people, K)
@@ -235,6 +237,34 @@ def test_image_feature_decoder_gets_each_persons_features(body):
     people[1].features = None
     with pytest.raises(ValueError, match="image features"):
         mr.recover(people, K)
+
+
+def test_deterministic_tokens_expected_or_argmax(body):
+    """decode="expected" (the default) decodes the det graph's ``tokens`` output, decode="argmax" its
+    ``tokens_argmax``; a det graph from before expected-code decoding (no tokens_argmax) is refused with the command
+    that re-exports it, and an unknown choice is refused."""
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person
+
+    K = camera()
+    canon = body.template - body.template.mean(0)
+    lm = body.joints(canon + [0, 0, 4.0], "mediapipe33")
+    person = Person(id=0, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[project(lm, K), np.zeros(33)],
+                    landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33))
+    dec = _Fixed({"tokens": np.full(54, 1, np.int64), "rot6": np.array([1.0, 0, 0, 0, 1, 0]),
+                  "tokens_argmax": np.full(54, 5, np.int64)})
+    vq = _TokenVQ(canon)
+    seen = []
+    run = vq.run
+    vq.run = lambda feeds: (seen.append(feeds["tokens"].copy()), run(feeds))[1]
+    for decode, want in (("expected", 1), ("argmax", 5)):
+        MeshRecovery(None, dec, vq, body, K, decode=decode).recover([person], K)
+        assert (seen[-1] == want).all()
+    old = _Fixed({"tokens": np.zeros(54, np.int64), "rot6": np.array([1.0, 0, 0, 0, 1, 0])})
+    with pytest.raises(ValueError, match="--steps 0"):
+        MeshRecovery(None, old, vq, body, K)
+    with pytest.raises(ValueError, match="decode"):
+        MeshRecovery(None, dec, vq, body, K, decode="mean")
 
 
 def test_reprojection_px_scores_how_well_a_body_explains_the_image():
@@ -251,3 +281,39 @@ def test_reprojection_px_scores_how_well_a_body_explains_the_image():
     shifted[0, :10] += 1000  # wild, but not visible: ignored
     vis[0, :10] = 0.1
     np.testing.assert_allclose(reprojection_px(P, shifted, vis, K), 5.0, atol=1e-9)
+
+
+def test_shipped_mesh_model_on_real_frames():
+    """The shipped decoder end to end on frames of the bundled clip (two people): every person found gets a body
+    of human size that lies in front of the camera and, projected, lands on the tracker's own 2D landmarks."""
+    import cv2
+
+    from realtime_hmr.mesh import MeshRecovery, reprojection_px
+    from tests.conftest import REPO
+
+    clip = REPO / "realtime_hmr" / "assets" / "demo" / "demo.mp4"
+    if not (REPO / "realtime_hmr" / "assets" / "mega" / "mega_det.onnx").is_file() or not clip.is_file():
+        pytest.skip("no mesh model or demo clip in this build")
+    mr = MeshRecovery.load(threads=1)
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    for i in range(60):
+        ok, f = cap.read()
+        if ok and i % 20 == 0:
+            frames.append(f)
+    cap.release()
+    seen = 0
+    for f in frames:
+        K = mr.camera(f)
+        for p in mr(f):
+            seen += 1
+            b = p.body
+            assert b is not None and b.vertices.shape == (mr.body.n_vertices, 3) and b.joints.shape == (24, 3)
+            height = np.ptp(b.vertices @ np.linalg.eigh(np.cov(b.vertices.T))[1][:, -1:], 0)[0]
+            assert 0.8 < height < 2.3, height  # the body's longest extent, metres
+            assert b.vertices[:, 2].min() > 0.3
+            px = reprojection_px(mr.body.joints(b.vertices[None], "mediapipe33"), p.landmarks_2d[None, :, :2],
+                                 p.visibility[None], K)[0]
+            box_h = np.ptp(p.landmarks_2d[:, 1])
+            assert px < 0.08 * box_h, (px, box_h)
+    assert seen >= 3

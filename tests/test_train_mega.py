@@ -166,3 +166,19 @@ def test_train_on_rendered_people_only_with_image_tokens(tmp_path):
     assert meta["onnx"]["mega_det.onnx"]["inputs"] == ["lm2d", "lmw", "geom", "image"]
     assert meta["onnx"]["mega_det.onnx"]["token_agreement_vs_torch"] == 1.0
     assert json.loads((tmp_path / "out" / "mega.json").read_text())["image_tokens"]
+    assert meta["history"][-1]["val_rendered_expected_canonical_pve_mm"] > 0
+    # --init: a run that starts from this decoder continues from its weights (a run of another size is refused),
+    # and --steps 0 only re-exports it, with the weights unchanged and the export recorded
+    from safetensors.numpy import load_file
+
+    with pytest.raises(ValueError, match="--init"):
+        train(p.parse_args(["--init", str(tmp_path / "out"), "--d", "64", "--layers", "1", "--samples", "4", "--val",
+                            "2", "--steps", "1", "--rendered", str(tmp_path / "d"), "--rendered-frac", "1",
+                            "--rendered-val", "2", "--image-tokens", "--out", str(tmp_path / "y")]))
+    again = train(p.parse_args(["--init", str(tmp_path / "out"), "--steps", "0", "--out", str(tmp_path / "re")]))
+    assert again["reexported_from"] == str(tmp_path / "out")
+    assert again["onnx"]["mega_det.onnx"]["outputs"] == ["tokens", "rot6", "tokens_argmax"]
+    a, b = load_file(str(tmp_path / "out" / "mega.safetensors")), load_file(str(tmp_path / "re" / "mega.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="--init"):
+        train(p.parse_args(["--steps", "0", "--out", str(tmp_path / "z")]))

@@ -138,10 +138,11 @@ class MEGA(nn.Module):
         return torch.zeros_like(cond[:, :1, 0], dtype=torch.long).expand(-1, self.cfg.n_tokens) + self.mask_id
 
     @torch.no_grad()
-    def deterministic(self, cond):
-        """All positions masked, one pass, argmax: tokens (B, 54), 6D orientation (B, 6)."""
+    def deterministic(self, cond, codebook: torch.Tensor | None = None):
+        """All positions masked, one pass: tokens (B, 54), 6D orientation (B, 6). The tokens are the argmax, or, given
+        the tokenizer's ``codebook`` (K, D), the expected-code tokens (:func:`expected_tokens`)."""
         logits, rot6 = self(self.masked_like(cond), cond)
-        return logits.argmax(-1), rot6
+        return (logits.argmax(-1) if codebook is None else expected_tokens(logits, codebook)), rot6
 
     @torch.no_grad()
     def stochastic(self, cond, samples: int = 10, steps: int = 5, temperature: float = 1.0,
@@ -175,6 +176,16 @@ class MEGA(nn.Module):
                 new = torch.where(remask & still, torch.full_like(new, self.mask_id), new)
             tok = new
         return tok.view(B, samples, n), rot6.view(B, samples, 6)
+
+
+def expected_tokens(logits: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Per position, the codebook entry nearest to the probability-weighted mean code (softmax(logits) @ codebook):
+    tokens (B, n) from logits (B, n, K) and the tokenizer's codebook (K, D). Where the decoder hesitates between
+    codes, the argmax jumps to one of them; the expected code lands between them and its nearest entry is the body
+    they agree on (on held-out rendered people: canonical PVE 173.3 against 189.7 mm for the argmax, docs/mega.md)."""
+    q = logits.float().softmax(-1) @ codebook
+    dist = (q * q).sum(-1, keepdim=True) - 2 * q @ codebook.T + (codebook * codebook).sum(-1)
+    return dist.argmin(-1)
 
 
 def rotation_6d_to_matrix(x: torch.Tensor) -> torch.Tensor:

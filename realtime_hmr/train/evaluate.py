@@ -100,7 +100,7 @@ def _add(acc: dict, world33, image33, s: dict, source: str) -> None:
     acc["src"].append(source)
 
 
-def _mesh_model(mega_dir=None, refine: bool = True):
+def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected"):
     """The product's mesh model (``realtime_hmr.mesh.MeshRecovery``, exported as ``realtime_hmr.MeshRecovery``; the
     decoder in ``mega_dir`` where given), or (None, reason)."""
     try:
@@ -108,7 +108,7 @@ def _mesh_model(mega_dir=None, refine: bool = True):
     except ImportError as e:
         return None, f"no mesh model in this build yet (realtime_hmr.mesh.MeshRecovery: {e})"
     try:
-        return MeshRecovery.load(backend="auto", mega_dir=mega_dir, refine=refine), None
+        return MeshRecovery.load(backend="auto", mega_dir=mega_dir, refine=refine, decode=decode), None
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         return None, f"mesh model could not be loaded: {e}"
 
@@ -148,7 +148,7 @@ def stochastic_summary(acc: dict) -> dict:
 
 
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
-                       samples: int = 0, mega_dir=None, refine: bool = True) -> dict:
+                       samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected") -> dict:
     import cv2
     from rich.progress import track
 
@@ -160,7 +160,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     rng = shard_rng(seed, EVAL, 0)
     rot, betas, src = maker.draw_people(n, rng)
     tracker, perception_name = _perception()
-    mesh, mesh_reason = _mesh_model(mega_dir, refine)
+    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode)
     sto = None
     if mesh is not None and samples > 0 and mesh.step is not None:
         from realtime_hmr.mesh import MeshRecovery
@@ -259,8 +259,10 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
         "mediapipe_ms_p50": float(np.median(t_mp)), "wall_s": round(wall, 1),
         "command": f"realtime-hmr eval synthetic --n {n} --seed {seed}"
                    + (f" --stochastic {samples}" if samples else "") + ("" if refine else " --no-refine")
+                   + ("" if decode == "expected" else f" --decode {decode}")
                    + (f" --mega-dir {mega_dir}" if mega_dir else ""),
-        "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine},
+        "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
+                                                  "deterministic_tokens": decode},
     }
     if mesh is None:
         report["reason"] = mesh_reason

@@ -41,7 +41,7 @@ SIZE = (640, 480)
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=20000, help="synthetic people generated for training")
     p.add_argument("--val", type=int, default=300, help="held-out people (eval pose clips, another seed)")
-    p.add_argument("--steps", type=int, default=11000)
+    p.add_argument("--steps", type=int, default=11000, help="0: only re-export the --init decoder")
     p.add_argument("--pretrain", type=int, default=300, help="unconditional steps first")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -61,6 +61,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-tokens", action="store_true",
                    help="condition on the landmark net's image features too (needs --rendered shards made with "
                         "`data synth --labeler port`)")
+    p.add_argument("--init", default=None,
+                   help="start from this trained decoder (a `train mega --out` directory; same size and inputs)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 BF16, CUDA GPUs)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--out", default=str(ASSETS / "mega"))
@@ -156,6 +158,12 @@ def _manifest_command(directory) -> str | None:
     return json.loads(f.read_text()).get("command") if f.is_file() else None
 
 
+def _init_command(directory) -> str | None:
+    """The command that trained the decoder a run started from (--init), for the metadata's chain of commands."""
+    f = Path(directory or "") / "mega.json"
+    return json.loads(f.read_text()).get("command") if directory and f.is_file() else None
+
+
 def _kabsch(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The rotation R with B ~ R A + t (both (V, 3)): the rotation nearest to their cross-covariance."""
     from realtime_hmr.body.kinematics import special_procrustes
@@ -195,6 +203,10 @@ def train(args) -> dict:
     from realtime_hmr.train.noise_stats import NoiseModel
     from realtime_hmr.train.synth import EVAL, TRAIN
 
+    if args.steps == 0:
+        if not args.init:
+            raise ValueError("--steps 0 re-exports the --init decoder: give --init DIR")
+        return reexport(Path(args.init), Path(args.out), Path(args.vqvae))
     if args.image_tokens and not args.rendered:  # before minutes of data preparation
         raise ValueError("--image-tokens needs --rendered shards with image features (data synth --labeler port)")
     torch.manual_seed(args.seed)
@@ -223,7 +235,15 @@ def train(args) -> dict:
     cfg = MEGAConfig(d=args.d, layers=args.layers, heads=max(4, args.d // 64),
                      image_tokens=rendered["image"].shape[1] if args.image_tokens else 0,
                      image_dim=rendered["image"].shape[2] if args.image_tokens else 0)
-    model = MEGA(cfg).to(dev)
+    model = MEGA(cfg)
+    if args.init:
+        from safetensors.torch import load_file
+
+        init_cfg = json.loads((Path(args.init) / "mega.json").read_text())["config"]
+        if init_cfg != cfg.__dict__:
+            raise ValueError(f"--init {args.init}: its decoder is {init_cfg}, this run's is {cfg.__dict__}")
+        model.load_state_dict(load_file(str(Path(args.init) / "mega.safetensors")))
+    model = model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng = np.random.default_rng(args.seed)
     T = lambda a: torch.as_tensor(a, device=dev)  # noqa: E731
@@ -284,7 +304,8 @@ def train(args) -> dict:
     meta = {"what": "MEGA decoder (realtime_hmr): 54 mesh tokens + orientation from BlazePose landmarks",
             "command": getattr(args, "command", "python -m realtime_hmr.train.mega"), "config": cfg.__dict__,
             "vqvae": str(vq), "samples": args.samples, "steps": args.steps, "pretrain": args.pretrain,
-            "batch": args.batch, "lr": args.lr, "seed": args.seed, "aux_vertex": args.aux_vertex,
+            "batch": args.batch, "lr": args.lr, "seed": args.seed, "init": args.init,
+            "init_command": _init_command(args.init), "aux_vertex": args.aux_vertex,
             "image_tokens": "BlazePose landmark net features (landmark ONNX output 'features')"
                             if cfg.image_tokens else None,
             "aux_vertices": args.aux_vertices, "history": history,
@@ -296,29 +317,56 @@ def train(args) -> dict:
                          "held_out": 0 if rendered_val is None else int(len(rendered_val["tokens"]))},
             "data": "simulated landmarks (mediapipe_noise.json) on ROM + mocap poses, Anny shapes, data-synth cameras"
                     + (", plus MediaPipe-on-render labels (data synth shards)" if n_r else "")}
-    meta["onnx"] = export(model, out)
+    meta["deterministic_tokens"] = "expected code (tokens); argmax (tokens_argmax)"
+    meta["onnx"] = export(model, out, tokenizer.vq.codebook.detach().float().cpu())
     (out / "mega.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
 
-def export(model, out: Path) -> dict:
-    """ONNX of the deterministic pass (all positions masked inside the graph: inputs are the conditioning only) and
+def reexport(src: Path, out: Path, vq: Path) -> dict:
+    """A trained decoder's weights written again with this version's ONNX exports (``--init DIR --steps 0``): its
+    metadata is kept, with the re-export recorded."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from realtime_hmr.models.mega import MEGA, MEGAConfig
+
+    meta = json.loads((src / "mega.json").read_text())
+    model = MEGA(MEGAConfig(**meta["config"]))
+    model.load_state_dict(load_file(str(src / "mega.safetensors")))
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() != src.resolve():
+        shutil.copyfile(src / "mega.safetensors", out / "mega.safetensors")
+    meta["deterministic_tokens"] = "expected code (tokens); argmax (tokens_argmax)"
+    meta["onnx"] = export(model, out, frozen_tokenizer(vq / "vqvae.safetensors").vq.codebook.detach().float())
+    meta["reexported_from"] = str(src)
+    (out / "mega.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def export(model, out: Path, codebook) -> dict:
+    """ONNX of the deterministic pass (all positions masked inside the graph: inputs are the conditioning only;
+    outputs the expected-code tokens, which need the tokenizer's ``codebook`` (K, D), and the argmax tokens) and
     of one decoding step (tokens + conditioning -> logits, orientation), and of one unconditional step (the prior:
     tokens -> logits), each checked against torch."""
     import onnxruntime as ort
     import torch
 
-    from realtime_hmr.models.mega import N_LANDMARKS
+    from realtime_hmr.models.mega import N_LANDMARKS, expected_tokens
 
     class Deterministic(torch.nn.Module):
-        def __init__(self, m):
+        """tokens: the expected-code tokens (with the tokenizer's codebook), tokens_argmax: MEGA's argmax."""
+
+        def __init__(self, m, book):
             super().__init__()
             self.m = m
+            self.register_buffer("book", book)
 
         def forward(self, lm2d, lmw, geom, image=None):
             c = self.m.condition(lm2d, lmw, geom, image)
             logits, rot6 = self.m(self.m.masked_like(c), c)
-            return logits.argmax(-1), rot6
+            return expected_tokens(logits, self.book), rot6, logits.argmax(-1)
 
     class Step(torch.nn.Module):
         def __init__(self, m):
@@ -349,7 +397,7 @@ def export(model, out: Path) -> dict:
     tok = torch.randint(0, model.cfg.codebook + 1, (2, model.cfg.n_tokens), generator=g)
     result = {}
     for fname, net, args, inputs, outputs in (
-            ("mega_det.onnx", Deterministic(model), x, names, ("tokens", "rot6")),
+            ("mega_det.onnx", Deterministic(model, codebook), x, names, ("tokens", "rot6", "tokens_argmax")),
             ("mega_step.onnx", Step(model), (tok, *x), ("tokens", *names), ("logits", "rot6")),
             ("mega_prior.onnx", Prior(model), (tok,), ("tokens",), ("logits",))):
         net.eval()  # a fresh wrapper is in training mode, and train(True) would reach the model (dropout)
@@ -365,7 +413,7 @@ def export(model, out: Path) -> dict:
         got = sess.run(None, {k: a.numpy() for k, a in zip(inputs, args)})
         diff = max(float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) for a, b in zip(ref, got)
                    if a.dtype.kind == "f")
-        agree = float(np.mean(ref[0] == got[0])) if ref[0].dtype.kind == "i" else None
+        agree = min((float(np.mean(a == b)) for a, b in zip(ref, got) if a.dtype.kind == "i"), default=None)
         result[fname] = {"max_abs_diff_vs_torch": diff, "token_agreement_vs_torch": agree,
                          "inputs": list(inputs), "outputs": list(outputs)}
     return result
@@ -396,12 +444,13 @@ def vertex_loss(tokenizer, logits, tokens, mask, n_vertices: int):
 
 def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
     """Token accuracy, orientation error and (with the tokenizer) the canonical-mesh PVE of the deterministic
-    tokens against the decoded true tokens, on held-out people: simulated (``val`` has mp33 and K; one noise draw)
-    or rendered (``val`` has the inputs lm2d, lmw, geom; ``noise`` None)."""
+    tokens (argmax, and expected-code: val_expected_canonical_pve_mm) against the decoded true tokens, on held-out
+    people: simulated (``val`` has mp33 and K; one noise draw) or rendered (``val`` has the inputs lm2d, lmw, geom;
+    ``noise`` None)."""
     import torch
 
     from realtime_hmr.mesh import rotation_angle_deg
-    from realtime_hmr.models.mega import rotation_6d_to_matrix
+    from realtime_hmr.models.mega import expected_tokens, rotation_6d_to_matrix
 
     model.eval()
     dev = next(model.parameters()).device
@@ -414,20 +463,23 @@ def validate(model, val: dict, noise, seed: int, tokenizer=None) -> dict:
     if noise is None and model.img is not None:
         image = T(val["image"].astype(np.float32))
     with torch.no_grad():
-        tok, rot6 = model.deterministic(model.condition(T(lm2d), T(lmw), T(geom), image))
+        c = model.condition(T(lm2d), T(lmw), T(geom), image)
+        logits, rot6 = model(model.masked_like(c), c)
         R = rotation_6d_to_matrix(rot6).double().cpu().numpy()
-        pve = None
+        tok = logits.argmax(-1)
+        pve = {}
         if tokenizer is not None:
-            errs = []
-            for a in range(0, len(tok), 64):
-                t_pred, t_true = tok[a:a + 64], T(val["tokens"][a:a + 64])
-                errs.append((tokenizer.decode(t_pred) - tokenizer.decode(t_true)).norm(dim=-1).mean(-1))
-            pve = float(torch.cat(errs).mean()) * 1e3
+            t_true = T(val["tokens"])
+            for name, t_pred in (("val_canonical_pve_mm", tok),
+                                 ("val_expected_canonical_pve_mm", expected_tokens(logits, tokenizer.vq.codebook))):
+                errs = [(tokenizer.decode(t_pred[a:a + 64]) - tokenizer.decode(t_true[a:a + 64])).norm(dim=-1).mean(-1)
+                        for a in range(0, len(tok), 64)]
+                pve[name] = float(torch.cat(errs).mean()) * 1e3
         tok = tok.cpu()
     model.train()
     ang = rotation_angle_deg(R, val["R"])
     return {"val_token_accuracy": float((tok.numpy() == val["tokens"]).mean()),
-            "val_orientation_err_deg_median": float(np.median(ang)), "val_canonical_pve_mm": pve}
+            "val_orientation_err_deg_median": float(np.median(ang)), "val_canonical_pve_mm": None, **pve}
 
 
 def main(argv=None) -> int:
