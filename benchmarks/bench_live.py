@@ -8,8 +8,8 @@ preview off:
 - ``throughput``: every frame processed as fast as possible (the FPS this machine sustains);
 - ``paced``: the file read at its own 30 fps clock, as a camera delivers it (latest frame only, so no backlog):
   capture-to-publish latency, p50/p95, per stage.
-The clip is looped to ``--frames`` frames. Stages and sinks are the product's own; no mesh model is shipped yet, so
-the loop is perception + smoothing + publishing.
+The clip is looped to ``--frames`` frames. Stages and sinks are the product's own: perception, the shipped mesh model
+(one body per person: decoder, VQ decode, placement, IK), smoothing, publishing.
 """
 
 from __future__ import annotations
