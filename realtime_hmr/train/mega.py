@@ -36,6 +36,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SIZE = (640, 480)
+DET_TOKENS = "expected code (tokens); argmax (tokens_argmax)"  # what mega_det.onnx outputs, for the metadata
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -317,7 +318,7 @@ def train(args) -> dict:
                          "held_out": 0 if rendered_val is None else int(len(rendered_val["tokens"]))},
             "data": "simulated landmarks (mediapipe_noise.json) on ROM + mocap poses, Anny shapes, data-synth cameras"
                     + (", plus MediaPipe-on-render labels (data synth shards)" if n_r else "")}
-    meta["deterministic_tokens"] = "expected code (tokens); argmax (tokens_argmax)"
+    meta["deterministic_tokens"] = DET_TOKENS
     meta["onnx"] = export(model, out, tokenizer.vq.codebook.detach().float().cpu())
     (out / "mega.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -338,7 +339,7 @@ def reexport(src: Path, out: Path, vq: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if out.resolve() != src.resolve():
         shutil.copyfile(src / "mega.safetensors", out / "mega.safetensors")
-    meta["deterministic_tokens"] = "expected code (tokens); argmax (tokens_argmax)"
+    meta["deterministic_tokens"] = DET_TOKENS
     meta["onnx"] = export(model, out, frozen_tokenizer(vq / "vqvae.safetensors").vq.codebook.detach().float())
     meta["reexported_from"] = str(src)
     (out / "mega.json").write_text(json.dumps(meta, indent=2) + "\n")
