@@ -153,15 +153,10 @@ def load_rendered(dirs, encoder, batch: int = 64, max_match: float = 0.25,
     return {k: np.stack(v) if k == "R" else np.concatenate(v) for k, v in out.items()}
 
 
-def _manifest_command(directory) -> str | None:
-    """The command that made a ``data synth`` directory (its manifest.json), for the decoder's metadata."""
-    f = Path(directory) / "manifest.json"
-    return json.loads(f.read_text()).get("command") if f.is_file() else None
-
-
-def _init_command(directory) -> str | None:
-    """The command that trained the decoder a run started from (--init), for the metadata's chain of commands."""
-    f = Path(directory or "") / "mega.json"
+def _recorded_command(directory, name: str = "manifest.json") -> str | None:
+    """The command recorded in a directory's JSON (``data synth``'s manifest.json, or a decoder's mega.json for
+    --init), for the decoder's metadata: the chain of commands that made it."""
+    f = Path(directory or "") / name
     return json.loads(f.read_text()).get("command") if directory and f.is_file() else None
 
 
@@ -306,13 +301,13 @@ def train(args) -> dict:
             "command": getattr(args, "command", "python -m realtime_hmr.train.mega"), "config": cfg.__dict__,
             "vqvae": str(vq), "samples": args.samples, "steps": args.steps, "pretrain": args.pretrain,
             "batch": args.batch, "lr": args.lr, "seed": args.seed, "init": args.init,
-            "init_command": _init_command(args.init), "aux_vertex": args.aux_vertex,
+            "init_command": _recorded_command(args.init, "mega.json"), "aux_vertex": args.aux_vertex,
             "image_tokens": "BlazePose landmark net features (landmark ONNX output 'features')"
                             if cfg.image_tokens else None,
             "aux_vertices": args.aux_vertices, "history": history,
             "train_time_s": round(time.time() - t0, 1), "device": str(dev), "amp_bf16": bool(args.amp),
             "rendered": {"dirs": [str(d) for d in args.rendered],
-                         "made_by": [_manifest_command(d) for d in args.rendered],
+                         "made_by": [_recorded_command(d) for d in args.rendered],
                          "fraction": args.rendered_frac if n_r else 0.0,
                          "people": 0 if rendered is None else int(len(rendered["tokens"])),
                          "held_out": 0 if rendered_val is None else int(len(rendered_val["tokens"]))},
