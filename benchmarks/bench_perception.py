@@ -1,6 +1,6 @@
 """Perception benchmark: parity with MediaPipe's legacy Pose, speed side by side, batching, multi-person tracking.
 
-    python benchmarks/bench_perception.py [--sections parity,parity_video,speed,batch,multi] [--threads 2]
+    python benchmarks/bench_perception.py [--sections parity,parity_video,speed,batch,multi,flip] [--threads 2]
         [--out benchmarks/results/perception_cpu.json]
 
 Needs mediapipe (the [train] extra) for the parity and speed baselines and ../shared/data/video for the clips.
@@ -269,6 +269,31 @@ def multi(threads: int, tiles=(4, 3), detect_every: int = 10, limit: int | None 
     return res
 
 
+def flip(threads: int, reps: int = 30) -> dict:
+    """The landmark stage with and without the flip test (each crop also run mirrored), alternating call by call on
+    the same ROIs, for 1 and 4 persons; the ratio is the cost of the option."""
+    from realtime_hmr.landmarks import LandmarkConfig
+
+    img = video(DATA / "runner_side.mp4", (640, 480), limit=1)[0]
+    det, plain = parts(threads)
+    mirrored = PoseLandmarker(plain.backend, LandmarkConfig(flip_test=True))
+    roi = det(img)[0].roi
+    res = {}
+    for n in (1, 4):
+        ts = {"plain": [], "flip": []}
+        for lmk in (plain, mirrored):
+            lmk(img, [roi] * n)
+        for _ in range(reps):
+            for name, lmk in (("plain", plain), ("flip", mirrored)):
+                t0 = time.perf_counter()
+                lmk(img, [roi] * n)
+                ts[name].append((time.perf_counter() - t0) * 1e3)
+        res[f"persons_{n}"] = {k: stats(v) for k, v in ts.items()}
+        res[f"persons_{n}"]["flip_over_plain_p50"] = round(float(np.median(ts["flip"]) / np.median(ts["plain"])), 2)
+    print("flip", json.dumps(res))
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sections", default="parity,parity_video,speed,batch,multi")
@@ -291,7 +316,7 @@ def main() -> None:
             f"--threads {args.threads}" + (f" --multi-frames {args.multi_frames}" if args.multi_frames else "")
         report[s] = {"parity": lambda: parity(args.threads), "parity_video": lambda: parity_video(args.threads),
                      "speed": lambda: speed(args.threads),
-                     "batch": lambda: batch(args.threads),
+                     "batch": lambda: batch(args.threads), "flip": lambda: flip(args.threads),
                      "multi": lambda: multi(args.threads, limit=args.multi_frames)}[s]()
         out_path.parent.mkdir(parents=True, exist_ok=True)
         report.setdefault("load_average_after", {})[s] = [round(v, 2) for v in os.getloadavg()]

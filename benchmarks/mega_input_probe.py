@@ -44,7 +44,8 @@ def main() -> None:
     ap.add_argument("--frame", choices=("torso", "camera"), default="torso")
     ap.add_argument("--rendered", nargs="*", default=[], help="data synth shard directories (--data rendered)")
     ap.add_argument("--cache", default=None, help="rendered: keep the prepared labels in this .npz (reused if present)")
-    ap.add_argument("--inputs", default="lmw", help="rendered: comma-separated lm2d, lmw, geom")
+    ap.add_argument("--inputs", default="lmw",
+                    help="rendered: comma-separated lm2d, lmw, geom, image (the landmark net's features)")
     ap.add_argument("--samples", type=int, default=12000, help="simulated training people")
     ap.add_argument("--val", type=int, default=500)
     ap.add_argument("--steps", type=int, default=1500)
@@ -86,13 +87,15 @@ def main() -> None:
     else:
         if args.cache and Path(args.cache).is_file():
             with np.load(args.cache, allow_pickle=False) as f:
-                z = {k: f[k] for k in ("lm2d", "lmw", "geom", "tokens")}
+                z = {k: f[k] for k in f.files if k in ("lm2d", "lmw", "geom", "tokens", "image")}
         else:
-            z = load_rendered(args.rendered, encoder)
+            z = load_rendered(args.rendered, encoder, features="image" in args.inputs.split(","))
             if args.cache:
                 np.savez(args.cache, **z)
         parts = []
         for k in args.inputs.split(","):
+            if k not in z:
+                raise SystemExit(f"input {k!r} is not in the prepared labels (image: shards of --labeler port)")
             a = z[k].astype(np.float64)
             a = torso_frame(a) if k == "lmw" and args.frame == "torso" else a
             parts.append(a.reshape(len(a), -1))

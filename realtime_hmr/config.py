@@ -28,14 +28,16 @@ class CaptureConfig:
 class PerceptionConfig:
     max_persons: int = 4
     detect_every: int = 10  # run the person detector every N frames, or when a track is lost
-    min_detection_score: float = 0.5
-    min_presence: float = 0.5
+    min_detection_score: float = 0.5  # the person detector's threshold
+    min_presence: float = 0.5  # pose presence below this ends a track
+    flip_test: bool = False  # average each person's landmarks with those of the mirrored crop (2x landmark cost)
 
 
 @dataclass(frozen=True)
 class MeshConfig:
     mode: str = "deterministic"  # deterministic | stochastic
     decode: str = "expected"  # deterministic tokens: expected (nearest to the mean code) | argmax (MEGA's)
+    mirror_test: bool = False  # deterministic: also decode each person's mirror image and average the two bodies
     samples: int = 10
     steps: int = 5
     temperature: float = 1.0

@@ -29,6 +29,7 @@ class LandmarkConfig:
     refine_kernel: int = 9  # pose_landmark_by_roi sets kernel_size 9 (checked against mediapipe 0.10.21 output)
     refine_min_confidence: float = 0.5
     roi_scale: float = 1.25
+    flip_test: bool = False  # also run each crop mirrored and average the two (twice the network cost)
 
 
 @dataclass
@@ -53,6 +54,12 @@ class Landmarks:
         """(N, 4) boxes around the 33 body landmarks."""
         xy = self.image[:, :N_BODY, :2]
         return np.concatenate([xy.min(1), xy.max(1)], -1) if len(xy) else np.zeros((0, 4))
+
+
+# BlazePose's 33 body landmarks with left and right swapped (the mirror image of landmark i is landmark MIRROR[i]);
+# the 6 auxiliary ones (alignment points and their like) are not left/right pairs
+MIRROR = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, *[j for i in range(11, 33, 2) for j in (i + 1, i)],
+                   *range(33, 39)])
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -85,6 +92,17 @@ def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 9, mi
     return np.where(ok[..., None], refined, xy)
 
 
+def unflip_average(a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
+    """The mean of results ``a`` (N, 39, C) on crops and ``b`` on the same crops mirrored: ``b`` is mapped back
+    (left and right swapped; x = ``width`` - x, or x = -x for ``width`` 0: world metres). The 6 auxiliary landmarks,
+    which steer tracking, are kept from ``a``; columns past x are averaged as they are (z, visibility logits)."""
+    b = b[:, MIRROR].copy()
+    b[..., 0] = width - b[..., 0]
+    out = a.copy()
+    out[:, :N_BODY] = 0.5 * (a[:, :N_BODY] + b[:, :N_BODY])
+    return out
+
+
 class PoseLandmarker:
     """``(image_bgr, rois, mask) -> Landmarks``: one batched network run for all ROIs.
 
@@ -102,13 +120,20 @@ class PoseLandmarker:
             z = np.zeros((0, 39, 3), np.float32)
             return Landmarks(z, z.copy(), np.zeros((0, 39), np.float32), np.zeros((0, 39), np.float32),
                              np.zeros(0, np.float32), [], np.zeros(image_bgr.shape[:2], np.float32) if mask else None)
+        n = len(rois)
         x = crops(image_bgr, rois, (SIZE, SIZE), border=BORDER)[..., ::-1].astype(np.float32) * (1.0 / 255.0)
+        if self.cfg.flip_test:
+            x = np.concatenate([x, x[:, :, ::-1]])
         out = run_batches(self.backend, {self.input_name: x})
-        raw = out["landmarks"].reshape(len(rois), 39, 5)
+        raw = out["landmarks"].reshape(len(x), 39, 5)
         xy = refine_from_heatmap(raw[..., :2] / SIZE, out["heatmap"], self.cfg.refine_kernel,
                                  self.cfg.refine_min_confidence)
-        image = np.empty((len(rois), 39, 3), np.float32)
-        world = out["world"].reshape(len(rois), 39, 3).copy()
+        world = out["world"].reshape(len(x), 39, 3).copy()
+        if self.cfg.flip_test:
+            raw, xy, world = (unflip_average(a[:n], a[n:], k) for a, k in ((raw, SIZE), (xy, 1.0), (world, 0.0)))
+            if out.get("features") is not None:
+                out["features"] = out["features"][:n]  # the image evidence as seen unmirrored
+        image = np.empty((n, 39, 3), np.float32)
         for i, roi in enumerate(rois):
             image[i, :, :2] = crop_to_image(roi, xy[i])
             image[i, :, 2] = raw[i, :, 2] / SIZE * roi.w
@@ -124,7 +149,7 @@ class PoseLandmarker:
                 np.maximum(seg, uncrop_mask(probs[i], roi, (w, h)), out=seg)
         feats = out.get("features")
         return Landmarks(image=image, world=world, visibility=sigmoid(raw[..., 3]), presence=sigmoid(raw[..., 4]),
-                         score=out["presence"].reshape(-1).astype(np.float32), rois=list(rois), mask=seg,
+                         score=out["presence"].reshape(-1)[:n].astype(np.float32), rois=list(rois), mask=seg,
                          features=None if feats is None else np.asarray(feats, np.float32))
 
 
@@ -143,8 +168,11 @@ def torch_backend(root, onnx_name: str, weights: str, device: str | None):
 
 def load_pose_tracker(backend: str = "auto", device: str | None = None, threads: int | None = None,
                       detect_every: int = 10, max_persons: int = 8, tiles: tuple[int, int] = (1, 1),
-                      mask: bool = False):
-    """The shipped BlazePose ONNX models behind a :class:`realtime_hmr.track.PoseTracker` (the live loop's entry)."""
+                      mask: bool = False, flip_test: bool = False, min_score: float = 0.5,
+                      min_presence: float = 0.5):
+    """The shipped BlazePose ONNX models behind a :class:`realtime_hmr.track.PoseTracker` (the live loop's entry).
+    ``flip_test``: landmarks averaged over each crop and its mirror image (see :class:`LandmarkConfig`);
+    ``min_score``: the detector's threshold; ``min_presence``: pose presence below this ends a track."""
     from importlib.resources import files
 
     from realtime_hmr.detect import DetectorConfig, PoseDetector
@@ -159,6 +187,7 @@ def load_pose_tracker(backend: str = "auto", device: str | None = None, threads:
     else:
         det_backend = load(str(root / "pose_detection.onnx"), backend, device, threads)
         lmk_backend = load(str(root / lmk_file), backend, device, threads)
-    det = PoseDetector(det_backend, DetectorConfig(tiles=tiles))
-    lmk = PoseLandmarker(lmk_backend)
-    return PoseTracker(det, lmk, TrackerConfig(detect_every=detect_every, max_persons=max_persons, mask=mask))
+    det = PoseDetector(det_backend, DetectorConfig(min_score=min_score, tiles=tiles))
+    lmk = PoseLandmarker(lmk_backend, LandmarkConfig(flip_test=flip_test))
+    return PoseTracker(det, lmk, TrackerConfig(detect_every=detect_every, max_persons=max_persons, mask=mask,
+                                               min_presence=min_presence))

@@ -89,15 +89,17 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
         rt, pc = cfg.runtime, cfg.perception
         device = None if rt.device == "auto" else rt.device
         m = cfg.mesh
+        tracker = load_pose_tracker(rt.backend, device, rt.threads or None, pc.detect_every, pc.max_persons,
+                                    flip_test=pc.flip_test, min_score=pc.min_detection_score,
+                                    min_presence=pc.min_presence)
         try:  # the whole model where it is shipped; landmarks and ids only where it is not
-            mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, mode=m.mode,
-                                     samples=m.samples, steps=m.steps, temperature=m.temperature, decode=m.decode)
-            tracker = mesh.tracker
+            mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, tracker=tracker,
+                                     mode=m.mode, samples=m.samples, steps=m.steps, temperature=m.temperature,
+                                     decode=m.decode, mirror_test=m.mirror_test)
         except FileNotFoundError as e:
             if m.mode == "stochastic":
                 raise RuntimeError(f"--mode stochastic needs the mesh model: {e}") from e
             log.info("%s: streaming landmarks and ids only", e)
-            tracker = load_pose_tracker(rt.backend, device, rt.threads or None, pc.detect_every, pc.max_persons)
     capture = Capture(cfg.capture.source, cfg.capture)  # raises SourceError for an unreadable source
     stages = [Perception(tracker)]
     if mesh is not None:

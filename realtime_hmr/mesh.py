@@ -129,6 +129,31 @@ def reprojection_px(points: np.ndarray, xy: np.ndarray, visibility: np.ndarray, 
     return np.nanmedian(np.where(use, d, np.nan), -1)
 
 
+def mirror_condition(lm2d: np.ndarray, lmw: np.ndarray, geom: np.ndarray) -> tuple:
+    """The decoder inputs (:func:`condition`) of the mirror image: left and right landmarks swapped, x reflected (in
+    the box, in the world frame, and the box about the principal point)."""
+    from realtime_hmr.landmarks import MIRROR
+
+    flip = np.array([-1.0, 1.0, 1.0, 1.0], np.float32)
+    m = MIRROR[:N_LANDMARKS]
+    return lm2d[..., m, :] * flip, lmw[..., m, :] * flip[:3], geom * flip[:3]
+
+
+def unmirror_bodies(canon: np.ndarray, R: np.ndarray, twin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bodies predicted for the mirror image, mirrored back: canonical vertices (n, V, 3) reflected across the body's
+    sagittal plane (x) with each vertex taking its twin's place (``twin``), and the camera-from-body rotation
+    R (n, 3, 3) conjugated by the two reflections (still a rotation)."""
+    M = np.diag([-1.0, 1.0, 1.0])
+    return canon[:, twin] * [-1.0, 1.0, 1.0], M @ R @ M
+
+
+def mean_rotation(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """The rotation nearest the mean of A and B (..., 3, 3) (Frobenius projection onto SO(3))."""
+    U, _, Vt = np.linalg.svd(A + B)
+    d = np.sign(np.linalg.det(U @ Vt))
+    return U @ (np.eye(3) * np.stack([np.ones_like(d), np.ones_like(d), d], -1)[..., None, :]) @ Vt
+
+
 def rotation_6d(x: np.ndarray) -> np.ndarray:
     """Zhou et al.'s 6D rotation (two columns) to matrices (..., 3, 3), as the decoder's orientation head."""
     a, b = x[..., :3], x[..., 3:]
@@ -220,7 +245,8 @@ class MeshRecovery:
 
     def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
                  step=None, mode: str = "deterministic", samples: int = 10, steps: int = 5, temperature: float = 1.0,
-                 codebook: int = 512, seed: int = 0, refine: bool = True, decode: str = "expected"):
+                 codebook: int = 512, seed: int = 0, refine: bool = True, decode: str = "expected",
+                 mirror_test: bool = False):
         if mode not in ("deterministic", "stochastic"):
             raise ValueError(f"mode must be deterministic or stochastic, got {mode!r}")
         if decode not in ("expected", "argmax"):
@@ -228,6 +254,10 @@ class MeshRecovery:
         if "tokens_argmax" not in getattr(decoder, "output_names", ("tokens_argmax",)):
             raise ValueError("this mesh decoder's mega_det.onnx predates expected-code decoding (no tokens_argmax "
                              "output): re-export it with `realtime-hmr train mega --init DIR --steps 0 --out DIR`")
+        if mirror_test and "image" in getattr(decoder, "input_names", ()):
+            raise ValueError("mirror_test needs a landmarks-only decoder (this one reads image features)")
+        if mirror_test and mode != "deterministic":
+            raise ValueError("mirror_test applies to the deterministic pass, not to stochastic mode")
         if mode == "stochastic" and step is None:
             raise ValueError("stochastic mode needs the decoder's step model (mega_step.onnx)")
         self.tracker, self.decoder, self.vq, self.body = tracker, decoder, vq_decoder, body
@@ -237,15 +267,20 @@ class MeshRecovery:
         self.K = camera_matrix
         self.refine = refine
         self.decode = decode
+        self.mirror_test = mirror_test
+        self._twin: np.ndarray | None = None
         self._betas: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(cls, backend: str = "auto", device: str | None = None, threads: int | None = None, max_persons: int = 4,
-             camera_matrix: np.ndarray | None = None, mega_dir=None, **mode) -> MeshRecovery:
+             camera_matrix: np.ndarray | None = None, mega_dir=None, tracker=None, **mode) -> MeshRecovery:
         """The shipped models (or the decoder in ``mega_dir``, as written by ``realtime-hmr train mega --out``).
+        ``tracker``: a pose tracker set up by the caller (:func:`realtime_hmr.landmarks.load_pose_tracker`), instead
+        of the default one.
         ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``, ``refine``, ``decode``
         (deterministic mode's tokens: ``"expected"``, the codebook entry nearest to the probability-weighted mean code,
-        the default; or ``"argmax"``, MEGA's)."""
+        the default; or ``"argmax"``, MEGA's), ``mirror_test`` (deterministic mode: the decoder also reads each
+        person's mirror image, and the two bodies are averaged)."""
         from realtime_hmr.body import Body
         from realtime_hmr.landmarks import load_pose_tracker
         from realtime_hmr.runtime import load
@@ -253,7 +288,7 @@ class MeshRecovery:
         mega, vq, mega_dir, codebook = decoder_files("mega_det.onnx", mega_dir)
         onnx_backend = "onnxruntime" if backend == "torch" else backend
         step = mega_dir / "mega_step.onnx"
-        return cls(load_pose_tracker(backend, device, threads, 10, max_persons),
+        return cls(tracker or load_pose_tracker(backend, device, threads, 10, max_persons),
                    load(str(mega), onnx_backend, device, threads), load(str(vq), onnx_backend, device, threads),
                    Body.load(), camera_matrix, codebook=codebook,
                    step=load(str(step), onnx_backend, device, threads) if step.is_file() else None, **mode)
@@ -286,9 +321,17 @@ class MeshRecovery:
         if self.mode == "stochastic":
             verts, t, spread = self._sample(feeds, todo, K)
         else:
+            n = len(todo)
+            if self.mirror_test:  # the mirror image too, in the same batch
+                feeds = {k: np.concatenate([feeds[k], v]) for k, v in
+                         zip(("lm2d", "lmw", "geom"), mirror_condition(lm2d, lmw, geom))}
             out = self.decoder.run(feeds)
             tokens = out["tokens" if self.decode == "expected" else "tokens_argmax"]
-            verts, t = self._place(tokens.astype(np.int64), out["rot6"], todo, K)
+            canon, R = self._canonical(tokens.astype(np.int64), out["rot6"])
+            if self.mirror_test:
+                canon_m, R_m = unmirror_bodies(canon[n:], R[n:], self.twin)
+                canon, R = 0.5 * (canon[:n] + canon_m), mean_rotation(R[:n], R_m)
+            verts, t = self._pose(canon, R, todo, K)
             spread = None
         bone_poses = self._rig(verts, [p.id for p in todo])
         done = {}
@@ -320,14 +363,30 @@ class MeshRecovery:
                 self._betas.pop(next(iter(self._betas)))
         return out
 
-    def _place(self, tokens: np.ndarray, rot6: np.ndarray, persons: list, K: np.ndarray):
-        """Decoded canonical meshes turned to camera space and placed by the closed-form translation (and, with
-        ``refine``, the rotation and translation refined on the 2D landmarks)."""
+    @property
+    def twin(self) -> np.ndarray:
+        """Each vertex's mirror twin across the body's sagittal plane (the template is symmetric)."""
+        if self._twin is None:
+            from scipy.spatial import cKDTree
+
+            v = np.asarray(self.body.template, np.float64)
+            self._twin = cKDTree(v).query(v * [-1.0, 1.0, 1.0])[1]
+        return self._twin
+
+    def _canonical(self, tokens: np.ndarray, rot6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded canonical meshes (n, V, 3) and the decoder's camera-from-body rotations (n, 3, 3)."""
         canon = self.vq.run({self.vq.input_names[0]: tokens})[self.vq.output_names[0]].astype(np.float64)
-        R = rotation_6d(np.asarray(rot6, np.float64))
+        return canon, rotation_6d(np.asarray(rot6, np.float64))
+
+    def _place(self, tokens: np.ndarray, rot6: np.ndarray, persons: list, K: np.ndarray):
+        return self._pose(*self._canonical(tokens, rot6), persons, K)
+
+    def _pose(self, canon: np.ndarray, R: np.ndarray, persons: list, K: np.ndarray):
+        """Canonical meshes turned to camera space and placed by the closed-form translation (and, with
+        ``refine``, the rotation and translation refined on the 2D landmarks)."""
         lm_canon = self.body.joints(canon, "mediapipe33")
         lm3d = np.einsum("nij,nkj->nki", R, lm_canon)
-        reps = len(tokens) // len(persons)
+        reps = len(canon) // len(persons)
         xy = np.repeat(np.stack([p.landmarks_2d[:, :2] for p in persons]), reps, 0)
         vis = np.repeat(np.stack([p.visibility for p in persons]), reps, 0)
         t = solve_translation(lm3d, xy, K, vis)

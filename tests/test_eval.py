@@ -48,8 +48,9 @@ def test_eval_synthetic_report_fields(tmp_path):
 
     report = tmp_path / "r.json"
     assert main(["eval", "synthetic", "--n", "2", "--seed", "11", "--width", "192", "--height", "144",
-                 "--stochastic", "3", "--no-progress", "--report", str(report)]) == 0
+                 "--stochastic", "3", "--flip-test", "--no-progress", "--report", str(report)]) == 0
     r = json.loads(report.read_text())
+    assert "flip test" in r["perception"]["name"] and r["command"].endswith("--flip-test")
     assert r["n"] == 2 and 0 <= r["detected"] <= 2
     for k in ("pve_mm", "mpjpe_mm", "pa_mpjpe_mm"):
         assert k in r
@@ -57,6 +58,7 @@ def test_eval_synthetic_report_fields(tmp_path):
         assert r["reason"] and r["stochastic"] is None
     else:  # a mesh model ships: every scored person is scored on the limbs and in stochastic mode too
         assert 0 < r["pa_mpjpe_mm"] <= r["mpjpe_mm"] * 1.5 and 0 < r["limb12"]["pa_mpjpe_mm"]
+        assert r["mesh_model"]["mirror_test"] is True
         st = r["stochastic"]
         assert st["samples"] == 3 and st["n"] == sum(v["n"] for v in r["breakdown"]["by_source"].values())
         assert st["best_of_k_mpjpe_mm"] <= st["mean_body_mpjpe_mm"] * 3

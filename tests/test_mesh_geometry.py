@@ -317,3 +317,68 @@ def test_shipped_mesh_model_on_real_frames():
             box_h = np.ptp(p.landmarks_2d[:, 1])
             assert px < 0.08 * box_h, (px, box_h)
     assert seen >= 3
+
+
+def test_mirror_test_undoes_the_mirror_image(body, person):
+    """mirror_test: the decoder also sees the mirror image of each person. Its inputs are what condition() makes of
+    the mirrored image, and a body predicted for the mirror image comes back as the body itself."""
+    from realtime_hmr.mesh import MeshRecovery, mean_rotation, mirror_condition, unmirror_bodies
+    from realtime_hmr.train.rig import MIRROR_X, mirror_index
+    from realtime_hmr.types import Person
+
+    K = camera()
+    X = person + [0.3, -0.1, 3.0]
+    xy = project(X, K)
+    z = (X[:, 2] - X[23:25, 2].mean()) * K[0, 0] / X[23:25, 2].mean()
+    vis = np.linspace(0.2, 1.0, 33)
+    world = person - person[23:25].mean(0)
+    swap = [0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23, 26, 25, 28, 27,
+            30, 29, 32, 31]  # BlazePose: the left landmark of each pair where the right one was
+    mirror_xy = xy[swap] * [-1, 1] + [2 * K[0, 2], 0]  # the image reflected about the principal point
+    direct = condition(np.c_[mirror_xy, z[swap]], world[swap] * [-1, 1, 1], vis[swap], K)
+    for a, b in zip(mirror_condition(*condition(np.c_[xy, z], world, vis, K)), direct):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+    rng = np.random.default_rng(3)
+    D = Rotation.from_rotvec(rng.normal(0, 0.3, (body.n_bones, 3))).as_matrix()
+    Dm = MIRROR_X @ D[mirror_index(list(body.bone_names))] @ MIRROR_X  # the mirrored pose, by the rig's bone twins
+    canon, canon_m = body.skin(D), body.skin(Dm)
+    canon, canon_m = canon - canon.mean(0), canon_m - canon_m.mean(0)
+    R = Rotation.from_euler("xyz", [100, 20, -30], degrees=True).as_matrix()
+    mr = MeshRecovery(tracker=None, decoder=_Fixed({"tokens_argmax": np.zeros(54)}), vq_decoder=None, body=body)
+    back, R_back = unmirror_bodies(canon_m[None], (MIRROR_X @ R @ MIRROR_X)[None], mr.twin)
+    assert np.abs(back[0] - canon).max() < 2e-3  # the body of the mirror image, mirrored back
+    np.testing.assert_allclose(R_back[0], R, atol=1e-12)
+    assert np.abs(canon_m - canon).max() > 0.05  # the pose is not symmetric: the check has teeth
+    Q = Rotation.from_rotvec([0.2, 0.0, 0.0]).as_matrix()
+    np.testing.assert_allclose(mean_rotation(R @ Q, R @ Q.T), R, atol=1e-12)
+
+    # end to end: a decoder that answers the mirrored inputs with the mirrored body gives the body back
+    truth = canon @ R.T + [0.3, -0.2, 4.0]
+    lm = body.joints(truth, "mediapipe33")
+    p = Person(id=1, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[project(lm, K), np.zeros(33)],
+               landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33))
+    seen = []
+
+    class Decoder:
+        input_names, output_names = ["lm2d", "lmw", "geom"], ["tokens", "rot6", "tokens_argmax"]
+
+        def run(self, feeds):
+            seen.append(len(feeds["lm2d"]))
+            Rm = MIRROR_X @ R @ MIRROR_X
+            rot6 = np.stack([np.r_[R[:, 0], R[:, 1]], np.r_[Rm[:, 0], Rm[:, 1]]])
+            tok = np.array([[0] * 54, [1] * 54])
+            return {"tokens": tok, "tokens_argmax": tok, "rot6": rot6}
+
+    class VQ:
+        input_names, output_names = ["tokens"], ["vertices"]
+
+        def run(self, feeds):
+            return {"vertices": np.stack([canon, canon_m])[feeds["tokens"][:, 0]]}
+
+    mr = MeshRecovery(tracker=None, decoder=Decoder(), vq_decoder=VQ(), body=body, camera_matrix=K, mirror_test=True)
+    out = mr.recover([p], K)[0]
+    assert seen == [2] and np.abs(out.body.vertices - truth).max() < 5e-3
+    with pytest.raises(ValueError, match="deterministic"):
+        MeshRecovery(tracker=None, decoder=Decoder(), vq_decoder=VQ(), body=body, step=object(), mode="stochastic",
+                     mirror_test=True)

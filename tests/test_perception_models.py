@@ -186,3 +186,43 @@ def test_detector_tiles_and_chunked_batches(tracker_parts):
     got, ref = run_batches(capped, {"input": x}), det.backend.run({"input": x})
     assert capped.calls == 3 and got["scores"].shape == ref["scores"].shape
     np.testing.assert_allclose(got["boxes"], ref["boxes"], rtol=1e-4, atol=1e-3)
+
+
+def test_flip_test_averages_the_mirrored_crop(tracker_parts):
+    """LandmarkConfig(flip_test=True): each crop also runs mirrored; its landmarks come back with left and right
+    swapped and x mirrored, and the two are averaged (the auxiliary tracking landmarks stay the unmirrored ones)."""
+    from realtime_hmr.landmarks import LandmarkConfig, PoseLandmarker, unflip_average
+
+    pairs = {"eye inner": (1, 4), "eye": (2, 5), "eye outer": (3, 6), "ear": (7, 8), "mouth": (9, 10),
+             "shoulder": (11, 12), "elbow": (13, 14), "wrist": (15, 16), "pinky": (17, 18), "index": (19, 20),
+             "thumb": (21, 22), "hip": (23, 24), "knee": (25, 26), "ankle": (27, 28), "heel": (29, 30),
+             "foot index": (31, 32)}
+
+    def mirrored(x, width):  # what the net says on the mirrored crop: each side where the other side's mirror is
+        m = x.copy()
+        for left, right in pairs.values():
+            m[:, left], m[:, right] = x[:, right], x[:, left]
+        m[..., 0] = width - m[..., 0]
+        m[:, 33:] = -1  # the auxiliary landmarks of the mirrored run are not used
+        return m
+
+    a = np.random.default_rng(0).uniform(0, 256, (2, 39, 5))  # crop pixels, z, visibility and presence logits
+    np.testing.assert_allclose(unflip_average(a, mirrored(a, 256), 256), a)
+    w = a[..., :3] / 256 - 0.5  # world metres: x = -x
+    np.testing.assert_allclose(unflip_average(w, mirrored(w, 0.0), 0.0), w)
+    swapped = mirrored(a, 256)[:, [0, 4, 5, 6, 1, 2, 3, *range(7, 39)]]  # eyes left as they are: caught
+    assert not np.allclose(unflip_average(a, swapped, 256), a)
+
+    det, _ = tracker_parts
+    plain = PoseLandmarker(load(str(ASSETS / "pose_landmark_full_nomask.onnx"), threads=1))
+    flip = PoseLandmarker(plain.backend, LandmarkConfig(flip_test=True))
+    img = person_image()
+    roi = det(img)[0].roi
+    p, f = plain(img, [roi]), flip(img, [roi])
+    assert f.image.shape == (1, 39, 3) and f.features.shape == (1, 20, 288) and f.score.shape == (1,)
+    upper = slice(0, 13)  # the astronaut's face and shoulders: both runs agree to a few pixels
+    assert np.median(np.linalg.norm(f.image[0, upper, :2] - p.image[0, upper, :2], axis=1)) < 4
+    assert not np.allclose(f.image[0, :33], p.image[0, :33])  # yet it is another estimate
+    np.testing.assert_array_equal(f.image[0, 33:], p.image[0, 33:])  # the tracking ROI is the plain run's
+    np.testing.assert_allclose(f.features, p.features)
+    assert (f.image[0, 12, 0] < f.image[0, 11, 0])  # still the person's right shoulder on the image left

@@ -182,3 +182,14 @@ def test_train_on_rendered_people_only_with_image_tokens(tmp_path):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="--init"):
         train(p.parse_args(["--steps", "0", "--out", str(tmp_path / "z")]))
+    # a landmarks-only decoder starts an --image-tokens run: its weights carry over (lr 0 keeps them), the image
+    # slot is new
+    common = ["--samples", "4", "--val", "2", "--steps", "1", "--pretrain", "0", "--batch", "4", "--d", "32",
+              "--layers", "1", "--rendered", str(tmp_path / "d"), "--rendered-frac", "1", "--rendered-val", "2"]
+    train(p.parse_args([*common, "--out", str(tmp_path / "plain")]))
+    grown = train(p.parse_args([*common, "--image-tokens", "--lr", "0", "--init", str(tmp_path / "plain"),
+                                "--out", str(tmp_path / "grown")]))
+    assert grown["config"]["image_tokens"] == 20
+    a, b = (load_file(str(tmp_path / d / "mega.safetensors")) for d in ("plain", "grown"))
+    assert set(b) - set(a) and all(k.startswith("img") for k in set(b) - set(a))
+    assert all(np.array_equal(a[k], b[k]) for k in a)

@@ -100,25 +100,28 @@ def _add(acc: dict, world33, image33, s: dict, source: str) -> None:
     acc["src"].append(source)
 
 
-def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected"):
+def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected", tracker=None,
+                mirror_test: bool = False):
     """The product's mesh model (``realtime_hmr.mesh.MeshRecovery``, exported as ``realtime_hmr.MeshRecovery``; the
-    decoder in ``mega_dir`` where given), or (None, reason)."""
+    decoder in ``mega_dir`` where given; on ``tracker`` where given), or (None, reason)."""
     try:
         from realtime_hmr.mesh import MeshRecovery
     except ImportError as e:
         return None, f"no mesh model in this build yet (realtime_hmr.mesh.MeshRecovery: {e})"
     try:
-        return MeshRecovery.load(backend="auto", mega_dir=mega_dir, refine=refine, decode=decode), None
+        return MeshRecovery.load(backend="auto", mega_dir=mega_dir, refine=refine, decode=decode,
+                                 tracker=tracker, mirror_test=mirror_test), None
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         return None, f"mesh model could not be loaded: {e}"
 
 
-def _perception():
+def _perception(flip_test: bool = False):
     try:
         from realtime_hmr.landmarks import load_pose_tracker
 
-        tracker = load_pose_tracker("auto", None, 1, detect_every=1, max_persons=4)
-        return tracker, "realtime_hmr PoseTracker (BlazePose ONNX port, onnxruntime)"
+        tracker = load_pose_tracker("auto", None, 1, detect_every=1, max_persons=4, flip_test=flip_test)
+        return tracker, ("realtime_hmr PoseTracker (BlazePose ONNX port, onnxruntime" +
+                         (", flip test)" if flip_test else ")"))
     except (ImportError, FileNotFoundError, RuntimeError) as e:
         log.warning("own perception stack unavailable (%s): MediaPipe legacy stands in", e)
         return None, f"mediapipe legacy (own PoseTracker unavailable: {e})"
@@ -148,7 +151,11 @@ def stochastic_summary(acc: dict) -> dict:
 
 
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
-                       samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected") -> dict:
+                       samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected",
+                       flip_test: bool = False) -> dict:
+    """``flip_test``: test-time mirroring, as ``run --flip-test``: our landmarks averaged with those of the mirrored
+    crop, and the deterministic body with the one decoded from the mirror image; the MediaPipe baseline is MediaPipe's
+    own pipeline either way."""
     import cv2
     from rich.progress import track
 
@@ -159,8 +166,8 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     maker = SceneMaker(cfg, domain=EVAL)
     rng = shard_rng(seed, EVAL, 0)
     rot, betas, src = maker.draw_people(n, rng)
-    tracker, perception_name = _perception()
-    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode)
+    tracker, perception_name = _perception(flip_test)
+    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test)
     sto = None
     if mesh is not None and samples > 0 and mesh.step is not None:
         from realtime_hmr.mesh import MeshRecovery
@@ -260,9 +267,9 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
         "command": f"realtime-hmr eval synthetic --n {n} --seed {seed}"
                    + (f" --stochastic {samples}" if samples else "") + ("" if refine else " --no-refine")
                    + ("" if decode == "expected" else f" --decode {decode}")
-                   + (f" --mega-dir {mega_dir}" if mega_dir else ""),
+                   + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else ""),
         "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
-                                                  "deterministic_tokens": decode},
+                                                  "deterministic_tokens": decode, "mirror_test": flip_test},
     }
     if mesh is None:
         report["reason"] = mesh_reason

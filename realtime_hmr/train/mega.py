@@ -63,7 +63,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="condition on the landmark net's image features too (needs --rendered shards made with "
                         "`data synth --labeler port`)")
     p.add_argument("--init", default=None,
-                   help="start from this trained decoder (a `train mega --out` directory; same size and inputs)")
+                   help="start from this trained decoder (a `train mega --out` directory; same size and inputs, or a "
+                        "landmarks-only one when this run adds --image-tokens: its image slot then starts fresh)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 BF16, CUDA GPUs)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--out", default=str(ASSETS / "mega"))
@@ -236,9 +237,14 @@ def train(args) -> dict:
         from safetensors.torch import load_file
 
         init_cfg = json.loads((Path(args.init) / "mega.json").read_text())["config"]
-        if init_cfg != cfg.__dict__:
+        adds_image = cfg.image_tokens and not init_cfg.get("image_tokens") and init_cfg == {
+            **cfg.__dict__, "image_tokens": 0, "image_dim": 0}
+        if init_cfg != cfg.__dict__ and not adds_image:
             raise ValueError(f"--init {args.init}: its decoder is {init_cfg}, this run's is {cfg.__dict__}")
-        model.load_state_dict(load_file(str(Path(args.init) / "mega.safetensors")))
+        # a landmarks-only decoder may start an --image-tokens run: everything but the new image slot is loaded
+        missing, unexpected = model.load_state_dict(load_file(str(Path(args.init) / "mega.safetensors")), strict=False)
+        if unexpected or any(not k.startswith("img") for k in missing):
+            raise ValueError(f"--init {args.init}: weights do not fit (missing {missing}, unexpected {unexpected})")
     model = model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng = np.random.default_rng(args.seed)
