@@ -59,6 +59,9 @@ def test_eval_synthetic_report_fields(tmp_path):
     else:  # a mesh model ships: every scored person is scored on the limbs and in stochastic mode too
         assert 0 < r["pa_mpjpe_mm"] <= r["mpjpe_mm"] * 1.5 and 0 < r["limb12"]["pa_mpjpe_mm"]
         assert r["mesh_model"]["mirror_test"] is True
+        pp = r["per_person"]  # each scored person, by index, so two reports pair up
+        assert len(pp["index"]) == len(pp["pa_mpjpe_mm"]) == r["stochastic"]["n"] and set(pp["index"]) <= {0, 1}
+        assert np.mean(pp["pa_mpjpe_mm"]) == pytest.approx(r["pa_mpjpe_mm"], abs=0.1)
         st = r["stochastic"]
         assert st["samples"] == 3 and st["n"] == sum(v["n"] for v in r["breakdown"]["by_source"].values())
         assert st["best_of_k_mpjpe_mm"] <= st["mean_body_mpjpe_mm"] * 3
@@ -100,3 +103,22 @@ def test_stochastic_summary_best_of_k_and_uncertainty_correlations():
     low = np.concatenate(vis) < 0.5
     assert s["joints_visibility_below_0.5"] == int(low.sum())
     assert s["uncertainty_mm_visibility_below_0.5"] > s["uncertainty_mm_visibility_0.5_and_over"]
+
+
+def test_compare_eval_pairs_people_by_index():
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("compare_eval", REPO / "benchmarks" / "compare_eval.py")
+    ce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ce)
+    a = {"n": 5, "seed": 0, "per_person": {"index": [0, 1, 3], "pa_mpjpe_mm": [100.0, 50.0, 80.0]}}
+    b = {"n": 5, "seed": 0, "per_person": {"index": [1, 3, 4], "pa_mpjpe_mm": [40.0, 90.0, 10.0]}}
+    out = ce.compare(a, b, boot=200)
+    assert out["people"] == 2  # people 1 and 3: -10 and +10
+    assert out["pa_mpjpe_mm"]["mean_b_minus_a"] == 0.0 and out["pa_mpjpe_mm"]["b_better_share"] == 0.5
+    lo, hi = out["pa_mpjpe_mm"]["ci95"]
+    assert lo <= 0.0 <= hi and "pve_mm" not in out
+    with pytest.raises(SystemExit, match="same people"):
+        ce.compare(a, {**b, "seed": 1})

@@ -180,7 +180,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     base, own = ({k: [] for k in ("p", "g", "s", "px", "partial", "yaw", "dist", "src")} for _ in range(2))
     ours = {"pve": [], "mpjpe": [], "pa_mpjpe": []}
     limbs = {"mpjpe": [], "pa_mpjpe": []}  # ours on the baseline's 12 limb joints, scored as the baseline is
-    ours_meta = {"yaw": [], "dist": [], "src": []}
+    ours_meta = {"yaw": [], "dist": [], "src": [], "index": []}
     detected = mp_detected = 0
     t_mp, t_own, t0 = [], [], time.perf_counter()
     steps = track(range(n), description="eval synthetic", disable=not progress)
@@ -220,7 +220,8 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                 le, lpa = limb_errors(p.body.joints[None, SMPL12], s["joints24"][:1, SMPL12])
                 limbs["mpjpe"].append(le[0])
                 limbs["pa_mpjpe"].append(lpa[0])
-                for k_, v_ in (("yaw", s["yaw_deg"]), ("dist", s["info"]["distance_m"]), ("src", str(src[i]))):
+                for k_, v_ in (("yaw", s["yaw_deg"]), ("dist", s["info"]["distance_m"]), ("src", str(src[i])),
+                               ("index", i)):
                     ours_meta[k_].append(v_)
                 if sto is not None:
                     q = sto.recover([p], mesh.camera(bgr))[0].body
@@ -246,6 +247,8 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
         "limb12": {"mpjpe_mm": _mm(limbs["mpjpe"]), "pa_mpjpe_mm": _mm(limbs["pa_mpjpe"])} if limbs["mpjpe"] else None,
         "breakdown": breakdown({k: v for k, v in ours.items() if len(v) == len(ours_meta["yaw"])}, ours_meta["yaw"],
                                ours_meta["dist"], ours_meta["src"]) if ours["mpjpe"] else None,
+        "per_person": {"index": ours_meta["index"], **{f"{k}_mm": np.round(np.asarray(v) * 1e3, 1).tolist()
+                                                         for k, v in ours.items() if v}} if ours["mpjpe"] else None,
         "stochastic": stochastic_summary(sacc) if sacc["det"] else None,
         "baseline": {"mediapipe_world": {**_summary(base), "detected": mp_detected}},
         "perception": {"name": perception_name, "detected": int(detected),
@@ -259,6 +262,8 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                         "(shoulders, elbows, wrists, hips, knees, ankles), both hip-midpoint centred, camera axes; "
                         "vs_smpl24: same against SMPL-24 joints; mean over images MediaPipe detected; image_*: "
                         "2D landmark error on the same 12 / the person's height in the image (median, PCK@5%)",
+            "per_person": "each scored person's errors, by index among the n drawn (pair two reports on it: "
+                          "python benchmarks/compare_eval.py A.json B.json)",
             "held_out": "SeedSequence(seed, spawn_key=(1, 0)); data synth uses spawn_key=(0, shard); mocap clips "
                         "mocap.HELD_OUT only",
             "scenes": f"one person per image, {size[0]}x{size[1]}, cameras/appearance as data synth",
