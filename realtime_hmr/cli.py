@@ -153,7 +153,7 @@ def cmd_eval_synthetic(args) -> int:
 
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
                            samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
-                           decode=args.decode, flip_test=args.flip_test)
+                           decode=args.decode, flip_test=args.flip_test, temperature=args.temperature)
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
                        f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"
@@ -475,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--height", type=int, default=288)
     es.add_argument("--stochastic", type=int, default=0, metavar="K",
                     help="also run stochastic mode with K samples per person: best of K, mean body, uncertainty")
+    es.add_argument("--temperature", type=float, default=1.0, help="stochastic mode's sampling temperature")
     es.add_argument("--mega-dir", default=None,
                     help="score this decoder (a `train mega --out` directory), not the shipped one")
     es.add_argument("--no-refine", action="store_true", help="keep the decoder's orientation (no PnP refinement)")

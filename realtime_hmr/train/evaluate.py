@@ -152,7 +152,7 @@ def stochastic_summary(acc: dict) -> dict:
 
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
                        samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected",
-                       flip_test: bool = False) -> dict:
+                       flip_test: bool = False, temperature: float = 1.0) -> dict:
     """``flip_test``: test-time mirroring, as ``run --flip-test``: our landmarks averaged with those of the mirrored
     crop, and the deterministic body with the one decoded from the mirror image; the MediaPipe baseline is MediaPipe's
     own pipeline either way."""
@@ -173,7 +173,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
         from realtime_hmr.mesh import MeshRecovery
 
         sto = MeshRecovery(mesh.tracker, mesh.decoder, mesh.vq, mesh.body, step=mesh.step, mode="stochastic",
-                           samples=samples, codebook=mesh.codebook, seed=seed, refine=refine)
+                           samples=samples, codebook=mesh.codebook, seed=seed, refine=refine, temperature=temperature)
     sacc = {k: [] for k in ("det", "det_pa", "mean", "mean_pa", "best", "best_pa", "fit", "fit_pa", "unc", "vis",
                             "err")}
     sacc["samples"] = samples
@@ -270,7 +270,9 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
         },
         "mediapipe_ms_p50": float(np.median(t_mp)), "wall_s": round(wall, 1),
         "command": f"realtime-hmr eval synthetic --n {n} --seed {seed}"
-                   + (f" --stochastic {samples}" if samples else "") + ("" if refine else " --no-refine")
+                   + (f" --stochastic {samples}" if samples else "")
+                   + (f" --temperature {temperature:g}" if samples and temperature != 1.0 else "")
+                   + ("" if refine else " --no-refine")
                    + ("" if decode == "expected" else f" --decode {decode}")
                    + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else ""),
         "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
