@@ -237,8 +237,7 @@ def train(args) -> dict:
         from safetensors.torch import load_file
 
         init_cfg = json.loads((Path(args.init) / "mega.json").read_text())["config"]
-        adds_image = cfg.image_tokens and not init_cfg.get("image_tokens") and init_cfg == {
-            **cfg.__dict__, "image_tokens": 0, "image_dim": 0}
+        adds_image = cfg.image_tokens and init_cfg == {**cfg.__dict__, "image_tokens": 0, "image_dim": 0}
         if init_cfg != cfg.__dict__ and not adds_image:
             raise ValueError(f"--init {args.init}: its decoder is {init_cfg}, this run's is {cfg.__dict__}")
         # a landmarks-only decoder may start an --image-tokens run: everything but the new image slot is loaded
