@@ -38,6 +38,7 @@ class MeshConfig:
     mode: str = "deterministic"  # deterministic | stochastic
     decode: str = "expected"  # deterministic tokens: expected (nearest to the mean code) | argmax (MEGA's)
     mirror_test: bool = False  # deterministic: also decode each person's mirror image and average the two bodies
+    fit: bool = False  # deterministic: refine each body's pose on its 2D landmarks (realtime_hmr/body/fit.py)
     samples: int = 10
     steps: int = 5
     temperature: float = 1.0

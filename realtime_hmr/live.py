@@ -95,7 +95,7 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
         try:  # the whole model where it is shipped; landmarks and ids only where it is not
             mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, tracker=tracker,
                                      mode=m.mode, samples=m.samples, steps=m.steps, temperature=m.temperature,
-                                     decode=m.decode, mirror_test=m.mirror_test)
+                                     decode=m.decode, mirror_test=m.mirror_test, fit=m.fit)
         except FileNotFoundError as e:
             if m.mode == "stochastic":
                 raise RuntimeError(f"--mode stochastic needs the mesh model: {e}") from e

@@ -246,7 +246,7 @@ class MeshRecovery:
     def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
                  step=None, mode: str = "deterministic", samples: int = 10, steps: int = 5, temperature: float = 1.0,
                  codebook: int = 512, seed: int = 0, refine: bool = True, decode: str = "expected",
-                 mirror_test: bool = False):
+                 mirror_test: bool = False, fit: bool = False):
         if mode not in ("deterministic", "stochastic"):
             raise ValueError(f"mode must be deterministic or stochastic, got {mode!r}")
         if decode not in ("expected", "argmax"):
@@ -258,6 +258,8 @@ class MeshRecovery:
             raise ValueError("mirror_test needs a landmarks-only decoder (this one reads image features)")
         if mirror_test and mode != "deterministic":
             raise ValueError("mirror_test applies to the deterministic pass, not to stochastic mode")
+        if fit and mode != "deterministic":
+            raise ValueError("fit refines the deterministic body; stochastic mode's samples are left as drawn")
         if mode == "stochastic" and step is None:
             raise ValueError("stochastic mode needs the decoder's step model (mega_step.onnx)")
         self.tracker, self.decoder, self.vq, self.body = tracker, decoder, vq_decoder, body
@@ -268,6 +270,8 @@ class MeshRecovery:
         self.refine = refine
         self.decode = decode
         self.mirror_test = mirror_test
+        self.fit = fit
+        self._fitter = None
         self._twin: np.ndarray | None = None
         self._betas: dict[int, np.ndarray] = {}
 
@@ -333,11 +337,17 @@ class MeshRecovery:
                 canon, R = 0.5 * (canon[:n] + canon_m), mean_rotation(R[:n], R_m)
             verts, t = self._pose(canon, R, todo, K)
             spread = None
-        bone_poses = self._rig(verts, [p.id for p in todo])
+        ik = self._rig(verts, [p.id for p in todo])
+        bone_poses = ik.bone_poses
+        fit_px = None
+        if self.fit:
+            verts, t, bone_poses, fit_px = self._fit(verts, t, ik, todo, K)
         done = {}
         for i, p in enumerate(todo):
             body = BodyResult(joints=self.body.joints(verts[i]), vertices=verts[i].astype(np.float32), translation=t[i],
                               confidence=None, extras={"bone_poses": bone_poses[i], "camera_matrix": K})
+            if fit_px is not None:
+                body.extras["fit_px"] = fit_px[i]
             if spread is not None:
                 body.vertex_uncertainty = spread["vertices"][i].astype(np.float32)
                 body.extras["joint_uncertainty"] = spread["joints"][i]
@@ -346,22 +356,57 @@ class MeshRecovery:
             done[id(p)] = replace(p, body=body)
         return [done.get(id(p), p) for p in persons]
 
-    def _rig(self, verts: np.ndarray, ids: list) -> np.ndarray:
-        """Posed bone frames (n, B, 3, 4) by IK: people seen before reuse their shape (the fast path); only new ones
-        get their shape fitted, once, and remembered by id."""
+    def _rig(self, verts: np.ndarray, ids: list):
+        """The rig's parameters by IK (:class:`realtime_hmr.body.IKResult`: deltas, root translation, shape, posed bone
+        frames): people seen before reuse their shape (the fast path); only new ones get their shape fitted, once, and
+        remembered by id."""
+        from realtime_hmr.body import IKResult
+
+        n, B = len(ids), self.body.n_bones
         known = np.array([i in self._betas for i in ids])
-        out = np.empty((len(ids), self.body.n_bones, 3, 4))
+        out = IKResult(np.empty((n, B, 3, 3)), np.empty((n, 3)), np.empty((n, self.body.n_betas)),
+                       np.empty((n, B, 3, 4)))
+        parts = []
         if known.any():
             betas = np.stack([self._betas[i] for i, k in zip(ids, known) if k])
-            out[known] = self.body.ik(verts[known], betas=betas, fit_shape=False).bone_poses
+            parts.append((known, self.body.ik(verts[known], betas=betas, fit_shape=False)))
         if not known.all():
             ik = self.body.ik(verts[~known])
-            out[~known] = ik.bone_poses
+            parts.append((~known, ik))
             for j, i in enumerate(np.asarray(ids, dtype=object)[~known]):
                 self._betas[i] = ik.betas[j]
             while len(self._betas) > 256:  # ids only grow: forget the oldest tracks' shapes
                 self._betas.pop(next(iter(self._betas)))
+        for m, r in parts:
+            out.rotations[m], out.translation[m], out.betas[m], out.bone_poses[m] = (
+                r.rotations, r.translation, r.betas, r.bone_poses)
         return out
+
+    def _fit(self, verts: np.ndarray, t: np.ndarray, ik, persons: list, K: np.ndarray):
+        """Each body's pose refined on its 2D landmarks (:class:`realtime_hmr.body.fit.LandmarkFit`); the mesh moves
+        by the change of the rig's skinning, so what the rig does not model stays as decoded. Returns the vertices,
+        translations, bone frames and each fit's median reprojection error (px) before and after."""
+        from realtime_hmr.body import kinematics as kin
+        from realtime_hmr.body.fit import LandmarkFit
+
+        if self._fitter is None:
+            self._fitter = LandmarkFit(self.body)
+        b = self.body
+        verts, t, poses = verts.copy(), t.copy(), ik.bone_poses.copy()
+        px = np.empty((len(persons), 2))
+        for i, p in enumerate(persons):
+            box = np.asarray(p.box, np.float64)
+            r = self._fitter(ik.rotations[i], ik.translation[i], ik.betas[i], p.landmarks_2d[:, :2], p.visibility, K,
+                             max(box[2] - box[0], box[3] - box[1]))
+            rest, heads, R = b.rest(ik.betas[i][None])
+            _, T0 = kin.forward(ik.rotations[i][None], ik.translation[i][None], R, heads, b.reference, b.bone_parents,
+                                b.levels)
+            dv = kin.blend(r.transforms[None] - T0, b.weights, rest)[0]
+            verts[i] += dv
+            t[i] += dv.mean(0)
+            poses[i] = r.bone_poses
+            px[i] = r.px_before, r.px_after
+        return verts, t, poses, px
 
     @property
     def twin(self) -> np.ndarray:
@@ -419,7 +464,8 @@ class MeshRecovery:
 
     def __call__(self, image: np.ndarray, camera_matrix: np.ndarray | None = None) -> list:
         """One still image: every person found in it, each with a body."""
-        self.tracker.reset()
+        self.tracker.reset()  # ids start again from 0: nobody here is a track seen before, nor is their shape
+        self._betas.clear()
         return self.recover(self.tracker(image), self.camera(image) if camera_matrix is None else camera_matrix)
 
     def stage(self, frame, persons: list) -> list:

@@ -139,14 +139,14 @@ def test_vmc_carries_the_humanoid_pose_of_a_body(body):
 
 def test_perception_settings_reach_the_tracker(tmp_path):
     """The [perception] section (TOML or flags) sets the tracker the loop runs, with the mesh model on top of it;
-    --flip-test mirrors both the landmark crops and the mesh decoder's input."""
+    --flip-test mirrors both the landmark crops and the mesh decoder's input; --fit turns the 2D fit on."""
     from realtime_hmr.cli import build_parser, live_config
     from realtime_hmr.live import Outputs, build
 
     toml = tmp_path / "c.toml"
     toml.write_text("[perception]\ndetect_every = 3\nmin_presence = 0.7\nmin_detection_score = 0.6\n")
     args = build_parser().parse_args(["run", "--source", str(DEMO), "--config", str(toml), "--zmq", "off",
-                                      "--flip-test", "--max-persons", "2"])
+                                      "--flip-test", "--fit", "--max-persons", "2"])
     pipe = build(live_config(args).replace("capture", source=args.source), Outputs())
     try:
         tracker = dict(pipe.stages)["perception"].tracker
@@ -154,6 +154,7 @@ def test_perception_settings_reach_the_tracker(tmp_path):
         assert tracker.detector.cfg.min_score == 0.6 and tracker.landmarker.cfg.flip_test
         mesh = dict(pipe.stages)["mesh"].__self__
         assert mesh.tracker is tracker and mesh.mirror_test  # --flip-test mirrors the decoder's input too
+        assert mesh.fit  # --fit: each body refined on its 2D landmarks
     finally:
         pipe.capture.stop()
 
@@ -166,7 +167,7 @@ def test_documented_config_example_loads(tmp_path):
     example = text.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "c.toml").write_text(example)
     cfg = load_config(tmp_path / "c.toml")
-    assert cfg.perception.detect_every == 5 and cfg.perception.flip_test and cfg.mesh.mirror_test
+    assert cfg.perception.detect_every == 5 and cfg.perception.flip_test and cfg.mesh.mirror_test and cfg.mesh.fit
     (tmp_path / "bad.toml").write_text("[perception]\nflip = true\n")
     with pytest.raises(ValueError, match="flip_test"):  # a misspelt key names the known ones
         load_config(tmp_path / "bad.toml")

@@ -127,6 +127,34 @@ def test_mesh_recovery_places_the_body_where_the_landmarks_say(body):
     assert 7 in mr._betas and all(o.body is not None for o in both)
 
 
+def test_still_images_do_not_share_a_shape(body):
+    """Each still image restarts the tracker's ids: a person there must get their own shape fitted, not the shape of
+    whoever had the same id in the previous image."""
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person
+
+    K = camera()
+    canon = body.template - body.template.mean(0)
+    lm = body.joints(canon + [0, 0, 4.0], "mediapipe33")
+    person = Person(id=0, box=np.zeros(4), score=1.0, landmarks_2d=np.c_[project(lm, K), np.zeros(33)],
+                    landmarks_world=lm - lm[23:25].mean(0), visibility=np.ones(33))
+    tracker = type("Still", (), {"reset": lambda self: None, "__call__": lambda self, image: [person]})()
+    mr = MeshRecovery(tracker=tracker, decoder=_Fixed({"tokens": np.zeros(54, np.int64), "rot6": np.eye(3)[:2].ravel(),
+                                                       "tokens_argmax": np.zeros(54, np.int64)}),
+                      vq_decoder=_Fixed({"vertices": canon.astype(np.float32)}), body=body, camera_matrix=K)
+    calls = []
+    ik = body.ik
+    body_ik = lambda v, betas=None, fit_shape=True, iterations=3: (calls.append(fit_shape),  # noqa: E731
+                                                                   ik(v, betas, fit_shape, iterations))[1]
+    mr.body = type("Spy", (), {"ik": staticmethod(body_ik), "__getattr__": lambda self, k: getattr(body, k)})()
+    image = np.zeros((480, 640, 3), np.uint8)
+    mr(image)
+    mr(image)
+    assert calls == [True, True]
+    mr.stage(type("Frame", (), {"image": image})(), [person])  # video: the track keeps its shape
+    assert calls == [True, True, False]
+
+
 class _Step:
     """Stand-in decoding step: fixed logits for every position (tests only)."""
 

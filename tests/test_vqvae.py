@@ -196,3 +196,35 @@ def test_shipped_reconstruction_on_fresh_bodies(body):
         rec = model.decode(model.encode(torch.as_tensor(ref))).numpy()
     pve = np.linalg.norm(rec - ref, axis=-1).mean(1) * 1e3
     assert pve.mean() < SHIPPED_PVE_BOUND_MM, pve
+
+
+def test_decoder_fine_tune_keeps_every_token(small, tmp_path):
+    """`train vqvae --init CKPT --freeze-encoder` trains the decoder only: every body keeps its tokens, so mesh
+    decoders trained on those tokens stay valid; the metadata says how to reproduce both stages."""
+    import torch
+
+    from realtime_hmr.train.mocap import available
+    from realtime_hmr.train.vqvae import DECODER_PARAMS, load_model, main, save_checkpoint
+
+    if not available():  # training draws mocap poses
+        pytest.skip("the mocap clips (../shared/data/mocap or $REALTIME_HMR_DATA) are not installed")
+    model, body = small
+    init = tmp_path / "init.safetensors"
+    save_checkpoint(model, init, {"command": "realtime-hmr train vqvae --steps 1 --out /tmp/x", "steps": 1,
+                                  "batch": 1})
+    with pytest.raises(SystemExit, match="--init"):
+        main(["--freeze-encoder", "--steps", "1", "--out", str(tmp_path / "no")])
+    out = tmp_path / "out"
+    main(["--init", str(init), "--freeze-encoder", "--steps", "3", "--batch", "4", "--lr", "1e-2", "--warmup", "1",
+          "--val-n", "4", "--val-every", "3", "--out", str(out)])
+    before, after = load_model(init), load_model(out / "vqvae.safetensors")
+    sd0, sd1 = before.state_dict(), after.state_dict()
+    changed = {k for k in sd0 if not torch.equal(sd0[k], sd1[k])}
+    assert changed and all(k.startswith(DECODER_PARAMS) for k in changed), changed
+    verts, _ = body.pose(_poses(body, 6, 9), None, np.random.default_rng(9).normal(size=(6, body.n_betas)))
+    v = torch.as_tensor((verts - verts.mean(1, keepdims=True)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(before.encode(v), after.encode(v))
+    meta = json.loads((out / "vqvae.json").read_text())
+    assert meta["init"]["frozen_encoder"] and meta["reproduce"] == [
+        "realtime-hmr train vqvae --steps 1", meta["command"].replace(f" --out {out}", "")]

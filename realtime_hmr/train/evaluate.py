@@ -101,7 +101,7 @@ def _add(acc: dict, world33, image33, s: dict, source: str) -> None:
 
 
 def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected", tracker=None,
-                mirror_test: bool = False):
+                mirror_test: bool = False, fit: bool = False):
     """The product's mesh model (``realtime_hmr.mesh.MeshRecovery``, exported as ``realtime_hmr.MeshRecovery``; the
     decoder in ``mega_dir`` where given; on ``tracker`` where given), or (None, reason)."""
     try:
@@ -110,7 +110,7 @@ def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected", tr
         return None, f"no mesh model in this build yet (realtime_hmr.mesh.MeshRecovery: {e})"
     try:
         return MeshRecovery.load(backend="auto", mega_dir=mega_dir, refine=refine, decode=decode,
-                                 tracker=tracker, mirror_test=mirror_test), None
+                                 tracker=tracker, mirror_test=mirror_test, fit=fit), None
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         return None, f"mesh model could not be loaded: {e}"
 
@@ -152,10 +152,11 @@ def stochastic_summary(acc: dict) -> dict:
 
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
                        samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected",
-                       flip_test: bool = False, temperature: float = 1.0) -> dict:
+                       flip_test: bool = False, temperature: float = 1.0, fit: bool = False) -> dict:
     """``flip_test``: test-time mirroring, as ``run --flip-test``: our landmarks averaged with those of the mirrored
     crop, and the deterministic body with the one decoded from the mirror image; the MediaPipe baseline is MediaPipe's
-    own pipeline either way."""
+    own pipeline either way. ``fit``: the deterministic body refined on the 2D landmarks, as ``run --fit``
+    (stochastic mode, when asked for, starts from the unfitted decoder and is compared with the fitted body)."""
     import cv2
     from rich.progress import track
 
@@ -167,7 +168,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     rng = shard_rng(seed, EVAL, 0)
     rot, betas, src = maker.draw_people(n, rng)
     tracker, perception_name = _perception(flip_test)
-    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test)
+    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test, fit=fit)
     sto = None
     if mesh is not None and samples > 0 and mesh.step is not None:
         from realtime_hmr.mesh import MeshRecovery
@@ -229,10 +230,10 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                     cand = np.concatenate([q.joints[None], q.extras["sample_joints"]])
                     e_all = mpjpe(cand, np.repeat(gj, len(cand), 0), root=0)
                     pa_all = pa_mpjpe(cand, np.repeat(gj, len(cand), 0))
-                    fit = 1 + int(np.argmin(q.extras["sample_fit_px"]))  # the sample that best explains the image
+                    k_fit = 1 + int(np.argmin(q.extras["sample_fit_px"]))  # the sample that best explains the image
                     for k_, v_ in (("det", sc["mpjpe"][0]), ("det_pa", sc["pa_mpjpe"][0]), ("mean", e_all[0]),
                                    ("mean_pa", pa_all[0]), ("best", e_all[1:].min()), ("best_pa", pa_all[1:].min()),
-                                   ("fit", e_all[fit]), ("fit_pa", pa_all[fit])):
+                                   ("fit", e_all[k_fit]), ("fit_pa", pa_all[k_fit])):
                         sacc[k_].append(v_)
                     sacc["unc"].append(q.extras["joint_uncertainty"][SMPL12])
                     sacc["vis"].append(p.visibility[MP12])
@@ -274,9 +275,11 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                    + (f" --temperature {temperature:g}" if samples and temperature != 1.0 else "")
                    + ("" if refine else " --no-refine")
                    + ("" if decode == "expected" else f" --decode {decode}")
-                   + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else ""),
+                   + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else "")
+                   + (" --fit" if fit else ""),
         "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
-                                                  "deterministic_tokens": decode, "mirror_test": flip_test},
+                                                  "deterministic_tokens": decode, "mirror_test": flip_test,
+                                                  "fit_2d": fit},
     }
     if mesh is None:
         report["reason"] = mesh_reason

@@ -7,7 +7,7 @@ decoder, or ``--mega-dir``), one image at a time; every body found is rendered s
 the decoder assumed (``MeshRecovery.camera``: the focal length is a guess, the video has no calibration) and blended
 over the frame. Each tile is the frame on the left and the overlay on the right, cropped around the people. With
 ``--mode stochastic`` the mesh is coloured by its per-vertex uncertainty (blue: samples agree, red: 10 cm or more
-apart).
+apart). With ``--fit`` a third panel shows the same bodies refined on the 2D landmarks (``run --fit``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ def render_bodies(renderer, persons, K: np.ndarray, size: tuple[int, int], uncer
     return rgba
 
 
+def blend(frame: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """The rendered bodies (RGBA) over the frame (BGR), 80 % opaque."""
+    fg = rgba[..., 2::-1].astype(np.float32)  # RGB -> BGR
+    alpha = rgba[..., 3:].astype(np.float32) / 255 * 0.8
+    return np.clip(frame * (1 - alpha) + fg * 0.8, 0, 255).astype(np.uint8)
+
+
 def main(argv=None) -> int:
     import cv2
 
@@ -64,13 +71,18 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", choices=("deterministic", "stochastic"), default="deterministic")
     ap.add_argument("--mega-dir", default=None,
                     help="a decoder written by `realtime-hmr train mega` (default: the shipped one)")
+    ap.add_argument("--fit", action="store_true",
+                    help="add a third panel: the same bodies refined on the 2D landmarks (run --fit)")
     a = ap.parse_args(argv)
+    if a.fit and a.mode != "deterministic":
+        raise SystemExit("--fit refines the deterministic body: leave --mode at deterministic")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cap = cv2.VideoCapture(a.video)
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     if not cap.isOpened() or total <= 0:
         raise SystemExit(f"cannot read video {a.video}")
     mr = MeshRecovery.load(backend="onnxruntime", mega_dir=a.mega_dir, mode=a.mode)
+    fitted = MeshRecovery(mr.tracker, mr.decoder, mr.vq, mr.body, codebook=mr.codebook, fit=True) if a.fit else None
     renderer = None
     tiles = []
     for idx in np.linspace(0, total - 1, a.frames + 2)[1:-1].round().astype(int):  # skip the very first/last
@@ -82,10 +94,10 @@ def main(argv=None) -> int:
         renderer = renderer or Renderer(mr.body, (w, h))
         K = mr.camera(frame)
         persons = [p for p in mr(frame, K) if p.body is not None]
-        rgba = render_bodies(renderer, persons, K, (w, h), uncertainty=a.mode == "stochastic")
-        fg = rgba[..., 2::-1].astype(np.float32)  # RGB -> BGR
-        alpha = rgba[..., 3:].astype(np.float32) / 255 * 0.8
-        over = np.clip(frame * (1 - alpha) + fg * 0.8, 0, 255).astype(np.uint8)
+        overs = [blend(frame, render_bodies(renderer, persons, K, (w, h), uncertainty=a.mode == "stochastic"))]
+        if fitted is not None:
+            overs.append(blend(frame, render_bodies(renderer, [p for p in fitted(frame, K) if p.body is not None], K,
+                                                    (w, h))))
         if persons:  # crop to the people (with a margin): a small figure in a wide frame is hard to judge
             pts = np.concatenate([q.landmarks_2d[:, :2] for q in persons])
             (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
@@ -93,10 +105,14 @@ def main(argv=None) -> int:
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             x0, x1 = int(max(0, cx - half)), int(min(w, cx + half))
             y0, y1 = int(max(0, cy - half)), int(min(h, cy + half))
-            frame, over = frame[y0:y1, x0:x1], over[y0:y1, x0:x1]
-        tile = np.concatenate([frame, over], 1)
+            frame, overs = frame[y0:y1, x0:x1], [o[y0:y1, x0:x1] for o in overs]
+        tile = np.concatenate([frame, *overs], 1)
         cv2.putText(tile, f"frame {idx}: {len(persons)} bod{'y' if len(persons) == 1 else 'ies'}", (8, 24),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+        if fitted is not None:
+            for k, text in ((1, "decoded"), (2, "--fit")):
+                cv2.putText(tile, text, (k * frame.shape[1] + 8, tile.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                            (255, 255, 255), 2, cv2.LINE_AA)
         s = a.tile_height / tile.shape[0]
         tiles.append(cv2.resize(tile, (round(tile.shape[1] * s), a.tile_height), interpolation=cv2.INTER_AREA))
         log.info("frame %d: %d bodies", idx, len(persons))

@@ -169,6 +169,17 @@ def save_checkpoint(model, path: Path, meta: dict) -> None:
                                                        "meta": json.dumps(meta)})
 
 
+DECODER_PARAMS = ("dec_in", "dec_pos", "dec.", "dec_ln", "bone_mix", "bone_mlp", "bone_out", "bone_b", "betas_out")
+
+
+def checkpoint_meta(path) -> dict:
+    """The training metadata stored in a checkpoint written by :func:`save_checkpoint`."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return json.loads((f.metadata() or {}).get("meta", "{}"))
+
+
 def load_model(path: str | Path):
     """MeshVQVAE from a safetensors file written by :func:`save_checkpoint` (config + topology inside)."""
     from safetensors import safe_open
@@ -280,19 +291,29 @@ def train(args) -> dict:
     rng = np.random.default_rng(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
     body = Body.load()
-    cfg = VQVAEConfig(n_tokens=args.tokens, codebook_size=args.codebook, code_dim=args.code_dim, d_model=args.width,
-                      enc_layers=args.enc_layers, dec_layers=args.dec_layers, n_points=args.points,
-                      bone_param=args.bone_param)
-    topo = make_topology(body, cfg.n_points, cfg.n_tokens)
-    model = (PointsVQVAE if args.head == "points" else MeshVQVAE)(cfg, topo).to(device)
+    if args.freeze_encoder and not args.init:
+        raise SystemExit("--freeze-encoder fine-tunes the decoder of a trained tokenizer: give it --init CKPT")
+    if args.init:  # config and topology come from the checkpoint
+        model = load_model(args.init).to(device)
+        cfg, topo, init_meta = model.cfg, None, checkpoint_meta(args.init)
+    else:
+        cfg = VQVAEConfig(n_tokens=args.tokens, codebook_size=args.codebook, code_dim=args.code_dim,
+                          d_model=args.width, enc_layers=args.enc_layers, dec_layers=args.dec_layers,
+                          n_points=args.points, bone_param=args.bone_param)
+        topo = make_topology(body, cfg.n_points, cfg.n_tokens)
+        model = (PointsVQVAE if args.head == "points" else MeshVQVAE)(cfg, topo).to(device)
+    if args.freeze_encoder:  # pooling, encoder and codebook fixed: every body keeps its tokens
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(DECODER_PARAMS))
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %d parameters, device %s", n_params, device)
+    log.info("model: %d parameters (%d trained), device %s", n_params,
+             sum(p.numel() for p in model.parameters() if p.requires_grad), device)
     shapes = ShapeSampler(body)
-    cpu_model = MeshVQVAE(cfg, topo).eval()  # ground truth skinning on the CPU
+    cpu_model = (load_model(args.init) if args.init else MeshVQVAE(cfg, topo)).eval()  # ground truth skinning
     # validation: held-out clips + fresh ROM, fixed
     vrot, vbetas, vage, vsrc = eval_set(args.val_n, args.seed + 1000, shapes)
     vverts = meshes(cpu_model, body, vrot, vbetas)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     sched = lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (1 + np.cos(np.pi * min(s, args.steps) / args.steps))  # noqa: E731
     out = Path(args.out)
     ckpt = out / "checkpoint.safetensors"
@@ -308,6 +329,16 @@ def train(args) -> dict:
                           "betas ~ N(0,1)", "samples_seen": args.steps * args.batch,
                 "validation": f"{args.val_n} bodies: fresh ROM draws + frames of the held-out mocap clips "
                               "(mocap.HELD_OUT), phenotype shapes, seed {args.seed + 1000}"}}
+    if args.init:
+        meta["init"] = {"checkpoint": str(args.init), "command": init_meta.get("command"),
+                        "steps": init_meta.get("steps"), "batch": init_meta.get("batch"),
+                        "frozen_encoder": bool(args.freeze_encoder)}
+        meta["reproduce"] = [init_meta.get("reproduce") or re.sub(r" --out \S+", "", init_meta.get("command", "")),
+                             re.sub(r" --out \S+", "", args.command)]
+        err0, _ = evaluate(model.cpu(), vverts)
+        model.to(device)
+        meta["init"]["val_pve_mm"] = summary(err0)
+        log.info("validation at init %s", json.dumps(meta["init"]["val_pve_mm"]))
     t0, pool, pool_pos, history = time.time(), None, 0, []
     chunk = 1024
     for step in range(args.steps):
@@ -324,7 +355,12 @@ def train(args) -> dict:
         with torch.no_grad():
             pts = model.pool(verts)
         sub = torch.randperm(cfg.n_vertices, device=device)[: args.loss_vertices]
-        if args.aux > 0 and args.head == "skin" and cfg.bone_param in ("heads", "fk"):
+        if args.freeze_encoder:
+            with torch.no_grad():
+                idx = model.encode(verts)
+            rec = model.skin(*model.decode_latent(model.vq.codebook[idx]), sub)
+            commit, aux = torch.zeros(()), torch.zeros(())
+        elif args.aux > 0 and args.head == "skin" and cfg.bone_param in ("heads", "fk"):
             q, idx, commit = model.vq(model.encode_points(pts))
             raw, betas_p = model.bone_params(q)
             rec = model.skin(model.transforms(raw, betas_p), betas_p, sub)
@@ -368,13 +404,11 @@ def train(args) -> dict:
 
 def export_from(args) -> dict:
     """Export a checkpoint written by :func:`train` (its training metadata kept)."""
-    from safetensors import safe_open
-
-    with safe_open(str(args.export_from), "pt") as f:
-        meta = json.loads(f.metadata()["meta"])
+    meta = checkpoint_meta(args.export_from)
     meta["exported_with"] = args.command
     # the training command writes into --out; without it, it writes (and exports) straight into the package assets
-    meta["reproduce"] = re.sub(r" --out \S+", "", meta["command"])
+    if not isinstance(meta.get("reproduce"), list):  # a fine-tune (--init) keeps its list of commands
+        meta["reproduce"] = re.sub(r" --out \S+", "", meta["command"])
     return export(load_model(args.export_from), Path(args.out), meta)
 
 
@@ -404,6 +438,10 @@ def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--export-from", metavar="CKPT", help="only export this checkpoint (safetensors) into --out")
+    ap.add_argument("--init", metavar="CKPT", help="start from this checkpoint (its config and topology)")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="with --init: train the decoder only (encoder and codebook fixed, so every body keeps its "
+                         "tokens and decoders trained on them stay valid)")
 
 
 def main(argv=None) -> int:

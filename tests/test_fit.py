@@ -1,0 +1,176 @@
+"""Fitting a body's pose to 2D landmarks (realtime_hmr/body/fit.py) and its place in MeshRecovery (--fit)."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from realtime_hmr.body.fit import LandmarkFit
+
+TO_CAM = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # body (Z up, -Y front) facing an OpenCV camera
+
+
+def camera(f=900.0, w=640, h=480):
+    return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
+
+
+def project(X, K):
+    x = X @ K.T
+    return x[..., :2] / x[..., 2:]
+
+
+@pytest.fixture(scope="module")
+def fitter(body):
+    return LandmarkFit(body)
+
+
+def placed_pose(body, seed=0, deg=12.0, at=(0.1, 0.0, 3.5)):
+    """Deltas and root translation of a mildly posed body facing the camera with its pelvis at ``at``."""
+    rng = np.random.default_rng(seed)
+    D = Rotation.from_rotvec(rng.normal(0, np.deg2rad(deg), (body.n_bones, 3))).as_matrix()
+    U0 = body.reference[0]
+    D[0] = U0 @ TO_CAM @ U0.T  # W_0 = U_0^T D_0 U_0 = TO_CAM
+    pelvis = body.joints(body.skin(D))[0]
+    return D, U0 @ (np.asarray(at) - pelvis)  # W_0's translation is U_0^T d_0
+
+
+def turn_in_image(body, D, d0, bones, ends, deg):
+    """Turn each bone (and what hangs on it) so that the landmark ``ends`` at its far end moves across the image,
+    not in depth: about the viewing axis' component perpendicular to the segment. A change the 2D landmarks show."""
+    _, W = body.pose(D, d0)
+    lm = body.joints(body.skin(D, d0), "mediapipe33")
+    D = D.copy()
+    for name, end, g in zip(bones, ends, deg):
+        c = body.bone_names.index(name)
+        p = body.bone_parents[c]
+        seg = lm[end] - W[0, c, :, 3]
+        seg /= np.linalg.norm(seg)
+        axis = np.array([0, 0, 1.0]) - seg[2] * seg
+        a = Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.deg2rad(g)).as_matrix()  # world (camera) axes
+        # a = W_p U_p^T dR U_p W_p^T  =>  dR = U_p W_p^T a W_p U_p^T
+        Wp, Up = W[0, p, :, :3], body.reference[p]
+        D[c] = Up @ Wp.T @ a @ Wp @ Up.T @ D[c]
+    return D
+
+
+def test_jacobian_matches_finite_differences(body, fitter):
+    rng = np.random.default_rng(1)
+    D = Rotation.from_rotvec(rng.normal(0, 0.3, (body.n_bones, 3))).as_matrix()
+    d0, betas = rng.normal(size=3), rng.normal(size=body.n_betas)
+    basis = fitter.basis(betas)
+    x, W, T = fitter.landmarks(D, d0, basis)
+    np.testing.assert_allclose(x, body.joints(body.skin(D, d0, betas), "mediapipe33"), atol=1e-9)
+    J = fitter.jacobian(W, T, basis)
+    nsel, eps = len(fitter.sel), 1e-6
+    num = np.zeros_like(J)
+    for k in range(J.shape[-1]):
+        Dk, dk = D.copy(), d0.copy()
+        if k < 3 * nsel:
+            i, axis = divmod(k, 3)
+            Dk[fitter.sel[i]] = Rotation.from_rotvec(np.eye(3)[axis] * eps).as_matrix() @ D[fitter.sel[i]]
+        else:
+            dk[k - 3 * nsel] += eps
+        num[..., k] = (fitter.landmarks(Dk, dk, basis)[0] - x) / eps
+    np.testing.assert_allclose(J, num, atol=1e-5)
+
+
+def test_fit_recovers_limbs_the_image_shows(body, fitter):
+    K = camera()
+    D_true, d0 = placed_pose(body)
+    betas = np.zeros(body.n_betas)
+    truth = body.joints(body.skin(D_true, d0, betas), "mediapipe33")
+    xy = project(truth, K)
+    # the recovered body has a forearm and a shin turned 20 degrees across the image
+    D_off = turn_in_image(body, D_true, d0, ("lowerarm01.L", "lowerleg01.R"), (15, 28), (20.0, -20.0))
+    before = body.joints(body.skin(D_off, d0, betas), "mediapipe33")
+    r = fitter(D_off, d0, betas, xy, np.ones(33), K, scale_px=400.0)
+    after = body.joints(body.skin(r.rotations, r.translation, betas), "mediapipe33")
+    err = lambda X: np.linalg.norm(X - truth, axis=1)  # noqa: E731
+    px = lambda X: np.linalg.norm(project(X, K) - xy, axis=1)  # noqa: E731
+    for lm in (15, 28):  # left wrist, right ankle
+        assert err(before)[lm] > 0.05 and err(after)[lm] < err(before)[lm] / 3
+        assert px(after)[lm] < px(before)[lm] / 3
+    assert np.median(px(after)) < 1.0  # what was right stays right
+    np.testing.assert_allclose(r.bone_poses, body.pose(r.rotations, r.translation, betas)[1][0], atol=1e-9)
+
+
+def test_fit_with_nothing_visible_keeps_the_body(body, fitter):
+    K = camera()
+    D, d0 = placed_pose(body, seed=2)
+    betas = np.zeros(body.n_betas)
+    xy = project(body.joints(body.skin(D, d0, betas), "mediapipe33"), K) + 40.0  # far off, but not visible
+    r = fitter(D, d0, betas, xy, np.zeros(33), K, scale_px=400.0)
+    np.testing.assert_allclose(r.rotations, D, atol=1e-9)
+    np.testing.assert_allclose(r.translation, d0, atol=1e-9)
+
+
+def test_fit_outlier_landmark_does_not_drag_the_body(body, fitter):
+    """One landmark wildly off (a swapped or misplaced detection) costs linearly, not quadratically."""
+    K = camera()
+    D, d0 = placed_pose(body, seed=3)
+    betas = np.zeros(body.n_betas)
+    truth = body.joints(body.skin(D, d0, betas), "mediapipe33")
+    xy = project(truth, K)
+    xy[16] += (150.0, -120.0)  # right wrist
+    r = fitter(D, d0, betas, xy, np.ones(33), K, scale_px=400.0)
+    moved = np.linalg.norm(body.joints(body.skin(r.rotations, r.translation, betas), "mediapipe33") - truth, axis=1)
+    # the outlier is ~0.6 m away; plain least squares (robust=1e6) drags the wrist and the body ~0.2 m towards it
+    assert moved.max() < 0.05
+
+
+def test_mesh_recovery_fit_moves_the_body_onto_the_landmarks(body):
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person
+    from tests.test_mesh_geometry import _Fixed
+
+    K = camera()
+    D_true, d0 = placed_pose(body, seed=4)
+    truth = body.skin(D_true, d0)
+    D_off = turn_in_image(body, D_true, d0, ("upperarm01.R", "lowerleg01.L"), (14, 27), (-18.0, 15.0))
+    off = body.skin(D_off, d0)  # what the decoder "recovered": two limbs off
+    R = TO_CAM
+    canon = (off - off.mean(0)) @ R  # its canonical mesh (camera-from-body rotation R)
+    lm = body.joints(truth, "mediapipe33")
+    person = Person(id=1, box=np.array([200.0, 40.0, 440.0, 440.0]), score=1.0,
+                    landmarks_2d=np.c_[project(lm, K), np.zeros(33)], landmarks_world=lm - lm[23:25].mean(0),
+                    visibility=np.ones(33))
+    fixed = dict(decoder=_Fixed({"tokens": np.zeros(54, np.int64), "tokens_argmax": np.zeros(54, np.int64),
+                                 "rot6": np.concatenate([R[:, 0], R[:, 1]])}),
+                 vq_decoder=_Fixed({"vertices": canon.astype(np.float32)}), body=body, camera_matrix=K)
+    plain = MeshRecovery(tracker=None, **fixed).recover([person], K)[0].body
+    fitted = MeshRecovery(tracker=None, fit=True, **fixed).recover([person], K)[0].body
+    pve = lambda v: np.linalg.norm(v - truth, axis=1).mean()  # noqa: E731
+    assert pve(fitted.vertices) < pve(plain.vertices) / 2
+    before, after = fitted.extras["fit_px"]  # median over the 33 landmarks, most of which were right already
+    assert after <= before + 0.5
+    assert "fit_px" not in plain.extras
+    with pytest.raises(ValueError, match="deterministic"):
+        MeshRecovery(tracker=None, mode="stochastic", step=object(), fit=True, **fixed)
+
+
+def test_rotvec_is_the_log_map():
+    from realtime_hmr.body.fit import rotvec
+
+    rv = np.random.default_rng(5).normal(0, 1.0, (200, 3))
+    rv = rv / np.linalg.norm(rv, axis=1, keepdims=True) * np.random.default_rng(6).uniform(0, 3.0, (200, 1))
+    rv[:3] = [[0, 0, 0], [1e-9, 0, 0], [0, 2e-5, 0]]
+    np.testing.assert_allclose(rotvec(Rotation.from_rotvec(rv).as_matrix()), rv, atol=1e-7)
+
+
+def test_fit_takes_bad_input_without_harm(body, fitter):
+    """NaN landmarks are left out, a missing box falls back to the landmarks' extent, and with nothing usable the body
+    comes back as it was."""
+    K = camera()
+    D, d0 = placed_pose(body, seed=6)
+    betas = np.zeros(body.n_betas)
+    truth = body.joints(body.skin(D, d0, betas), "mediapipe33")
+    xy = project(truth, K)
+    D_off = turn_in_image(body, D, d0, ("lowerarm01.L",), (15,), (20.0,))
+    xy_nan = xy.copy()
+    xy_nan[:5] = np.nan
+    r = fitter(D_off, d0, betas, xy_nan, np.ones(33), K, scale_px=0.0)
+    after = body.joints(body.skin(r.rotations, r.translation, betas), "mediapipe33")
+    before = body.joints(body.skin(D_off, d0, betas), "mediapipe33")
+    wrist = lambda X: np.linalg.norm(X[15] - truth[15])  # noqa: E731
+    assert np.isfinite(after).all() and wrist(after) < wrist(before) / 2
+    r = fitter(D_off, d0, betas, np.full((33, 2), np.nan), np.ones(33), K, scale_px=300.0)
+    assert r.iterations == 0 and np.array_equal(r.rotations, D_off) and np.isnan(r.px_before)
