@@ -11,9 +11,10 @@ from tests.conftest import REPO, has_module
 
 pytestmark = pytest.mark.skipif(not has_module("torch"), reason="torch not installed")
 SHIPPED = REPO / "realtime_hmr" / "assets" / "vqvae"
-# The shipped model measured 17.5 mm mean PVE on 512 held-out bodies (vqvae.json "heldout_eval") and 19.0 mm on the
-# 8 bodies below (seed 4242); the bound leaves room for float differences only, not for a regression.
-SHIPPED_PVE_BOUND_MM = 21.0
+# The shipped model measured 16.8 mm mean PVE on 512 held-out bodies (vqvae.json "heldout_eval") and 18.5 mm on the
+# 8 bodies below (seed 4242; the model before its decoder fine-tune: 17.5 and 19.0); the bound leaves room for float
+# differences only, not for a regression.
+SHIPPED_PVE_BOUND_MM = 20.0
 
 
 @pytest.fixture(scope="module")

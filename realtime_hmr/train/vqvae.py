@@ -332,6 +332,8 @@ def train(args) -> dict:
     if args.init:
         meta["init"] = {"checkpoint": str(args.init), "command": init_meta.get("command"),
                         "steps": init_meta.get("steps"), "batch": init_meta.get("batch"),
+                        "train_time_s": init_meta.get("train_time_s"),
+                        "validation_history": init_meta.get("validation_history"),
                         "frozen_encoder": bool(args.freeze_encoder)}
         meta["reproduce"] = [init_meta.get("reproduce") or re.sub(r" --out \S+", "", init_meta.get("command", "")),
                              re.sub(r" --out \S+", "", args.command)]
