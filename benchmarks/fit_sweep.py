@@ -73,7 +73,6 @@ def people(n: int, seed: int):
 
 
 def main(argv=None) -> int:
-    from realtime_hmr.body import kinematics as kin
     from realtime_hmr.body.fit import LandmarkFit
     from realtime_hmr.train.evaluate import score_mesh
 
@@ -86,12 +85,7 @@ def main(argv=None) -> int:
     found, body = people(args.n, args.seed)
     if not found:
         raise SystemExit("nobody detected")
-    starts = []
-    for p, *_ in found:
-        ik = body.ik(p.body.vertices.astype(np.float64))
-        rest, heads, R = body.rest(ik.betas)
-        _, T0 = kin.forward(ik.rotations, ik.translation, R, heads, body.reference, body.bone_parents, body.levels)
-        starts.append((ik, rest, T0))
+    starts = [body.ik(p.body.vertices.astype(np.float64)) for p, *_ in found]
 
     def score(verts) -> np.ndarray:
         s = [score_mesh(body.joints(v)[None], f[2][None], v[None], f[3][None]) for v, f in zip(verts, found)]
@@ -103,13 +97,13 @@ def main(argv=None) -> int:
     for name, kw in {**variants(), oracle: {}}.items():
         fit = LandmarkFit(body, **kw)
         verts, ms = [], []
-        for (p, K, _, _, true2d), (ik, rest, T0) in zip(found, starts):
+        for (p, K, _, _, true2d), ik in zip(found, starts):
             box = np.asarray(p.box, np.float64)
             xy, vis = (true2d, np.ones(33)) if name == oracle else (p.landmarks_2d[:, :2], p.visibility)
             ta = time.perf_counter()
             r = fit(ik.rotations[0], ik.translation[0], ik.betas[0], xy, vis, K, max(box[2] - box[0], box[3] - box[1]))
             ms.append((time.perf_counter() - ta) * 1e3)
-            verts.append(p.body.vertices + kin.blend(r.transforms[None] - T0, body.weights, rest)[0])
+            verts.append(p.body.vertices + fit.vertex_shift(ik.betas[0], r))
         e = score(verts)
         d = e - base
         results[name] = {"settings": {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in kw.items()},

@@ -386,22 +386,17 @@ class MeshRecovery:
         """Each body's pose refined on its 2D landmarks (:class:`realtime_hmr.body.fit.LandmarkFit`); the mesh moves
         by the change of the rig's skinning, so what the rig does not model stays as decoded. Returns the vertices,
         translations, bone frames and each fit's median reprojection error (px) before and after."""
-        from realtime_hmr.body import kinematics as kin
         from realtime_hmr.body.fit import LandmarkFit
 
         if self._fitter is None:
             self._fitter = LandmarkFit(self.body)
-        b = self.body
         verts, t, poses = verts.copy(), t.copy(), ik.bone_poses.copy()
         px = np.empty((len(persons), 2))
         for i, p in enumerate(persons):
             box = np.asarray(p.box, np.float64)
             r = self._fitter(ik.rotations[i], ik.translation[i], ik.betas[i], p.landmarks_2d[:, :2], p.visibility, K,
                              max(box[2] - box[0], box[3] - box[1]))
-            rest, heads, R = b.rest(ik.betas[i][None])
-            _, T0 = kin.forward(ik.rotations[i][None], ik.translation[i][None], R, heads, b.reference, b.bone_parents,
-                                b.levels)
-            dv = kin.blend(r.transforms[None] - T0, b.weights, rest)[0]
+            dv = self._fitter.vertex_shift(ik.betas[i], r)
             verts[i] += dv
             t[i] += dv.mean(0)
             poses[i] = r.bone_poses

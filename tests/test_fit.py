@@ -91,6 +91,9 @@ def test_fit_recovers_limbs_the_image_shows(body, fitter):
         assert px(after)[lm] < px(before)[lm] / 3
     assert np.median(px(after)) < 1.0  # what was right stays right
     np.testing.assert_allclose(r.bone_poses, body.pose(r.rotations, r.translation, betas)[1][0], atol=1e-9)
+    # the vertex shift carries the mesh the fit started from onto the fitted body
+    np.testing.assert_allclose(body.skin(D_off, d0, betas) + fitter.vertex_shift(betas, r),
+                               body.skin(r.rotations, r.translation, betas), atol=1e-9)
 
 
 def test_fit_with_nothing_visible_keeps_the_body(body, fitter):

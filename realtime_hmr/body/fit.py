@@ -50,6 +50,7 @@ class FitResult:
     translation: np.ndarray  # (3,) root translation parameter
     bone_poses: np.ndarray  # (B, 3, 4) posed bone frames
     transforms: np.ndarray  # (B, 3, 4) skinning transforms
+    start_transforms: np.ndarray  # (B, 3, 4) the skinning transforms of the body as given
     px_before: float  # median reprojection error (px) of the visible landmarks, before and after
     px_after: float
     iterations: int
@@ -145,8 +146,8 @@ class LandmarkFit:
         D0, D, d0 = D, np.array(D, np.float64), np.asarray(d0, np.float64).copy()
         if scale_px <= 1 or not (w > 0).any():  # nothing to fit to: the body as recovered
             x, W, T = self.landmarks(D, d0, basis)
-            return FitResult(rotations=D, translation=d0, bone_poses=W, transforms=T, px_before=float("nan"),
-                             px_after=float("nan"), iterations=0)
+            return FitResult(rotations=D, translation=d0, bone_poses=W, transforms=T, start_transforms=T,
+                             px_before=float("nan"), px_after=float("nan"), iterations=0)
         sigma = self.px_sigma * float(scale_px)
 
         def turned(D):  # each selected bone's turn away from the recovered body (the prior's argument)
@@ -162,6 +163,7 @@ class LandmarkFit:
 
         omega = np.zeros((nsel, 3))
         x, W, T = self.landmarks(D, d0, basis)
+        T_start = T
         c, uv, z, e = cost(x, omega)
         shown = w > 0
         px_before = float(np.median(e[shown]) * sigma) if shown.any() else float("nan")
@@ -194,5 +196,12 @@ class LandmarkFit:
             if not accepted or np.abs(step).max() < self.tol:
                 break
         px_after = float(np.median(e[shown]) * sigma) if shown.any() else float("nan")
-        return FitResult(rotations=D, translation=d0, bone_poses=W, transforms=T, px_before=px_before,
-                         px_after=px_after, iterations=it)
+        return FitResult(rotations=D, translation=d0, bone_poses=W, transforms=T, start_transforms=T_start,
+                         px_before=px_before, px_after=px_after, iterations=it)
+
+    def vertex_shift(self, betas: np.ndarray, result: FitResult) -> np.ndarray:
+        """How a fit moves the body's vertices (V, 3): the skinning blend of its change of transforms. Added to the
+        mesh the fit started from (a decoded one, say), it leaves whatever the rig does not model as it was."""
+        b = self.body
+        rest = b.template + np.einsum("k,kvd->vd", np.asarray(betas, np.float64), b.shape_dirs)
+        return kin.blend((result.transforms - result.start_transforms)[None], b.weights, rest[None])[0]

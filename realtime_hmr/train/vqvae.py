@@ -335,7 +335,7 @@ def train(args) -> dict:
                         "train_time_s": init_meta.get("train_time_s"),
                         "validation_history": init_meta.get("validation_history"),
                         "frozen_encoder": bool(args.freeze_encoder)}
-        meta["reproduce"] = [init_meta.get("reproduce") or re.sub(r" --out \S+", "", init_meta.get("command", "")),
+        meta["reproduce"] = [init_meta.get("reproduce") or re.sub(r" --out \S+", "", init_meta.get("command") or ""),
                              re.sub(r" --out \S+", "", args.command)]
         err0, _ = evaluate(model.cpu(), vverts)
         model.to(device)
