@@ -145,7 +145,7 @@ def cmd_data_synth(args) -> int:
 
 
 FIT_HELP = ("deterministic mode: refine each body's pose on its 2D landmarks (robust reprojection fit, kept near "
-            "the decoded body); more accurate, about 40 ms more per person on one CPU core")
+            "the decoded body); about 5-7 % more accurate, about 10 ms more per person on one CPU core")
 FLIP_HELP = ("test-time mirroring: each person's landmark crop, and in deterministic mode the mesh decoder's input, "
              "also run mirrored, and the two results averaged; slightly more accurate, about twice the landmark cost")
 
