@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="fit_cpu")
     args = ap.parse_args(argv)
     plain = MeshRecovery.load("onnxruntime", threads=args.threads)
-    fitted = MeshRecovery(plain.tracker, plain.decoder, plain.vq, plain.body, codebook=plain.codebook, fit=True)
+    fitted = plain.variant(fit=True)
     cap = cv2.VideoCapture(str(DEMO))
     frames = []
     while len(frames) < args.frames:

@@ -149,9 +149,9 @@ def unmirror_bodies(canon: np.ndarray, R: np.ndarray, twin: np.ndarray) -> tuple
 
 def mean_rotation(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The rotation nearest the mean of A and B (..., 3, 3) (Frobenius projection onto SO(3))."""
-    U, _, Vt = np.linalg.svd(A + B)
-    d = np.sign(np.linalg.det(U @ Vt))
-    return U @ (np.eye(3) * np.stack([np.ones_like(d), np.ones_like(d), d], -1)[..., None, :]) @ Vt
+    from realtime_hmr.body.kinematics import special_procrustes
+
+    return special_procrustes(A + B)
 
 
 def rotation_6d(x: np.ndarray) -> np.ndarray:
@@ -296,6 +296,13 @@ class MeshRecovery:
                    load(str(mega), onnx_backend, device, threads), load(str(vq), onnx_backend, device, threads),
                    Body.load(), camera_matrix, codebook=codebook,
                    step=load(str(step), onnx_backend, device, threads) if step.is_file() else None, **mode)
+
+    def variant(self, **changes) -> MeshRecovery:
+        """The same models (tracker, decoders, body, camera) with other options, e.g. ``mr.variant(fit=True)``."""
+        opts = dict(step=self.step, mode=self.mode, samples=self.samples, steps=self.steps,
+                    temperature=self.temperature, codebook=self.codebook, refine=self.refine, decode=self.decode,
+                    mirror_test=self.mirror_test, fit=self.fit)
+        return MeshRecovery(self.tracker, self.decoder, self.vq, self.body, self.K, **{**opts, **changes})
 
     def camera(self, image: np.ndarray) -> np.ndarray:
         if self.K is not None:

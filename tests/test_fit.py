@@ -5,17 +5,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from realtime_hmr.body.fit import LandmarkFit
+from tests.test_mesh_geometry import _Fixed, camera, project
 
 TO_CAM = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # body (Z up, -Y front) facing an OpenCV camera
-
-
-def camera(f=900.0, w=640, h=480):
-    return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
-
-
-def project(X, K):
-    x = X @ K.T
-    return x[..., :2] / x[..., 2:]
+F = 900.0  # focal length of the tests' camera (pixels)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +67,7 @@ def test_jacobian_matches_finite_differences(body, fitter):
 
 
 def test_fit_recovers_limbs_the_image_shows(body, fitter):
-    K = camera()
+    K = camera(F)
     D_true, d0 = placed_pose(body)
     betas = np.zeros(body.n_betas)
     truth = body.joints(body.skin(D_true, d0, betas), "mediapipe33")
@@ -97,7 +90,7 @@ def test_fit_recovers_limbs_the_image_shows(body, fitter):
 
 
 def test_fit_with_nothing_visible_keeps_the_body(body, fitter):
-    K = camera()
+    K = camera(F)
     D, d0 = placed_pose(body, seed=2)
     betas = np.zeros(body.n_betas)
     xy = project(body.joints(body.skin(D, d0, betas), "mediapipe33"), K) + 40.0  # far off, but not visible
@@ -108,7 +101,7 @@ def test_fit_with_nothing_visible_keeps_the_body(body, fitter):
 
 def test_fit_outlier_landmark_does_not_drag_the_body(body, fitter):
     """One landmark wildly off (a swapped or misplaced detection) costs linearly, not quadratically."""
-    K = camera()
+    K = camera(F)
     D, d0 = placed_pose(body, seed=3)
     betas = np.zeros(body.n_betas)
     truth = body.joints(body.skin(D, d0, betas), "mediapipe33")
@@ -123,9 +116,8 @@ def test_fit_outlier_landmark_does_not_drag_the_body(body, fitter):
 def test_mesh_recovery_fit_moves_the_body_onto_the_landmarks(body):
     from realtime_hmr.mesh import MeshRecovery
     from realtime_hmr.types import Person
-    from tests.test_mesh_geometry import _Fixed
 
-    K = camera()
+    K = camera(F)
     D_true, d0 = placed_pose(body, seed=4)
     truth = body.skin(D_true, d0)
     D_off = turn_in_image(body, D_true, d0, ("upperarm01.R", "lowerleg01.L"), (14, 27), (-18.0, 15.0))
@@ -162,7 +154,7 @@ def test_rotvec_is_the_log_map():
 def test_fit_takes_bad_input_without_harm(body, fitter):
     """NaN landmarks are left out, a missing box falls back to the landmarks' extent, and with nothing usable the body
     comes back as it was."""
-    K = camera()
+    K = camera(F)
     D, d0 = placed_pose(body, seed=6)
     betas = np.zeros(body.n_betas)
     truth = body.joints(body.skin(D, d0, betas), "mediapipe33")

@@ -346,7 +346,7 @@ def test_shipped_mesh_model_on_real_frames():
             assert px < 0.08 * box_h, (px, box_h)
     assert seen >= 3
     # --fit on the same frames: the same people, each body brought closer to its own 2D landmarks
-    fitted = MeshRecovery(mr.tracker, mr.decoder, mr.vq, mr.body, codebook=mr.codebook, fit=True)
+    fitted = mr.variant(fit=True)
     before, after = [], []
     for f in frames:
         K = mr.camera(f)

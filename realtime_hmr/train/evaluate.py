@@ -171,10 +171,8 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test, fit=fit)
     sto = None
     if mesh is not None and samples > 0 and mesh.step is not None:
-        from realtime_hmr.mesh import MeshRecovery
-
-        sto = MeshRecovery(mesh.tracker, mesh.decoder, mesh.vq, mesh.body, step=mesh.step, mode="stochastic",
-                           samples=samples, codebook=mesh.codebook, seed=seed, refine=refine, temperature=temperature)
+        sto = mesh.variant(mode="stochastic", samples=samples, seed=seed, temperature=temperature, mirror_test=False,
+                           fit=False)
     sacc = {k: [] for k in ("det", "det_pa", "mean", "mean_pa", "best", "best_pa", "fit", "fit_pa", "unc", "vis",
                             "err")}
     sacc["samples"] = samples

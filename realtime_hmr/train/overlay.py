@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if not cap.isOpened() or total <= 0:
         raise SystemExit(f"cannot read video {a.video}")
     mr = MeshRecovery.load(backend="onnxruntime", mega_dir=a.mega_dir, mode=a.mode)
-    fitted = MeshRecovery(mr.tracker, mr.decoder, mr.vq, mr.body, codebook=mr.codebook, fit=True) if a.fit else None
+    fitted = mr.variant(fit=True) if a.fit else None
     renderer = None
     tiles = []
     for idx in np.linspace(0, total - 1, a.frames + 2)[1:-1].round().astype(int):  # skip the very first/last
