@@ -124,3 +124,54 @@ def test_compare_eval_pairs_people_by_index():
     assert lo <= 0.0 <= hi and "pve_mm" not in out
     with pytest.raises(SystemExit, match="same people"):
         ce.compare(a, {**b, "seed": 1})
+
+
+def _eval_clip():
+    import importlib.util
+    import sys
+
+    from tests.conftest import REPO
+
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))  # for its `from common import write`, as when run as a script
+    spec = importlib.util.spec_from_file_location("eval_clip", REPO / "benchmarks" / "eval_clip.py")
+    ec = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ec)
+    return ec
+
+
+def test_eval_clip_swaps_and_acceleration_error():
+    ec = _eval_clip()
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(6, 24, 3))
+    mixed = gt.copy()
+    for left, right in zip(*ec.LEGS):
+        mixed[:, [left, right]] = gt[:, [right, left]]
+    assert not ec.swapped(gt + 0.01, gt, ec.LEGS).any()
+    assert ec.swapped(mixed, gt, ec.LEGS).all() and not ec.swapped(mixed, gt, ec.ARMS).any()
+    ok = np.ones(6, bool)
+    assert np.allclose(ec.accel_error(gt + 0.3, gt, ok), 0.0)  # a constant offset has no acceleration
+    jitter = gt.copy()
+    jitter[3] += [0.01, 0.0, 0.0]  # one frame 1 cm off: second differences of 1, -2, 1 cm around it
+    err = ec.accel_error(jitter, gt, ok)
+    assert np.allclose(err, [0.0, 0.01, 0.02, 0.01])
+    ok[2] = False  # triples through an unmatched frame are left out
+    assert np.allclose(ec.accel_error(jitter, gt, ok), [0.01])
+
+
+def test_eval_clip_on_the_bundled_clip(tmp_path):
+    """A few frames of the demo clip against its ground truth: both people found, errors in a sane range."""
+    from realtime_hmr.mesh import MeshRecovery
+
+    ec = _eval_clip()
+    frames, gt = ec.load_clip(ec.DEMO / "demo.mp4", ec.DEMO / "demo_gt.npz", 30)
+    assert len(frames) == 30 and gt["joints24"].shape[:2] == (30, 2)
+    base = MeshRecovery.load(backend="onnxruntime", threads=1)
+    r = ec.evaluate(base, frames, gt, {"as is": ({}, False)})["as is"]
+    assert r["found"] > 0.6 and len(r["per_person_pa_mpjpe_mm"]) == 2  # the hopper is picked up after 20 frames
+    assert 20.0 < r["pa_mpjpe_mm"] < 200.0 and r["pa_mpjpe_mm"] <= r["mpjpe_mm"]
+    assert r["swapped_legs"] < 0.5 and r["mediapipe_world"]["pa_mpjpe_mm"] > 20.0
+    short = tmp_path / "short_gt.npz"
+    np.savez(short, **{k: v[:10] for k, v in gt.items()})
+    with pytest.raises(SystemExit, match="ground truth for 10"):  # truth for fewer frames than the clip has
+        ec.load_clip(ec.DEMO / "demo.mp4", short)
