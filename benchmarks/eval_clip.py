@@ -6,7 +6,7 @@ The demo clip (``realtime_hmr/assets/demo``: two rendered Anny bodies, one walki
 side, 150 frames at 30 fps, 640x480) goes through the live loop's stages as ``realtime-hmr demo`` runs them: the
 tracker with its tracks, the mesh model per frame, then the One Euro smoother (default settings). Each variant runs
 the clip from its start. The camera is the product's default guess (as for a webcam); ``--true-camera`` gives the
-clip's own.
+clip's own. The tracker is the live loop's default (detector every 10 frames; ``--tiles`` as ``run --tiles``).
 
 Each frame's bodies are matched to the true people by their pelvis in the image (within 10 % of the image width).
 Scored per matched person and frame, then averaged over all of them (mm):
@@ -217,6 +217,8 @@ def load_clip(clip, truth_npz, n: int = 0) -> tuple[list, dict]:
 
 
 def main(argv=None) -> int:
+    from realtime_hmr.config import parse_tiles
+    from realtime_hmr.landmarks import load_pose_tracker
     from realtime_hmr.mesh import MeshRecovery
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -225,21 +227,25 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--frames", type=int, default=0, help="only the first N frames (0: all)")
     ap.add_argument("--true-camera", action="store_true", help="give the mesh model the clip's own camera matrix")
+    ap.add_argument("--tiles", default="1x1", help="the person detector's tiles (as run --tiles)")
     ap.add_argument("--name", default=None, help="results name (default eval_clip, eval_clip_true_camera)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     frames, gt = load_clip(args.clip, args.truth, args.frames)
     K = gt["camera_K"].astype(np.float64) if args.true_camera else None
-    base = MeshRecovery.load(backend="onnxruntime", threads=args.threads, camera_matrix=K)
+    tracker = load_pose_tracker("onnxruntime", None, args.threads, 10, 4, parse_tiles(args.tiles))
+    base = MeshRecovery.load(backend="onnxruntime", threads=args.threads, camera_matrix=K, tracker=tracker)
     results = evaluate(base, frames, gt, VARIANTS)
     gt_verts, gt_mp33, pelvis_2d = truth(base.body, gt)
     sweep = smoothing_sweep(run_variant(base, frames, base.camera(frames[0]), False, gt, pelvis_2d), gt)
-    name = args.name or ("eval_clip_true_camera" if args.true_camera else "eval_clip")
+    name = args.name or "eval_clip" + ("_true_camera" if args.true_camera else "") + (
+        f"_tiles{args.tiles}" if parse_tiles(args.tiles) != (1, 1) else "")
     path = write(name, {"command": " ".join(["python benchmarks/eval_clip.py", *(argv or sys.argv[1:])]),
                         "clip": Path(args.clip).name,
                         "frames": len(frames), "persons": int(gt["joints24"].shape[1]),
                         "camera": "the clip's own" if args.true_camera else "default guess (f = image width)",
                         "smoothing": "the live loop's Smoother with default settings",
+                        "detector_tiles": list(parse_tiles(args.tiles)),
                         "results": results, "smoothing_sweep": sweep, "wall_s": round(time.perf_counter() - t0, 1)})
     print(path)
     return 0

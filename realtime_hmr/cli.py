@@ -88,13 +88,12 @@ def cmd_landmarks(args) -> int:
     import cv2
     import numpy as np
 
+    from realtime_hmr.config import parse_tiles
     from realtime_hmr.landmarks import load_pose_tracker
     from realtime_hmr.track import BadFrame
 
-    tiles = tuple(int(v) for v in args.tiles.lower().split("x"))
-    if len(tiles) != 2 or min(tiles) < 1:
-        raise ValueError(f"--tiles must look like 3x2, got {args.tiles!r}")
-    tracker = load_pose_tracker(args.backend, None, args.threads, args.detect_every, args.max_persons, tiles)
+    tracker = load_pose_tracker(args.backend, None, args.threads, args.detect_every, args.max_persons,
+                                parse_tiles(args.tiles))
     cap = cv2.VideoCapture(int(args.source) if args.source.isdigit() else args.source)
     if not cap.isOpened():
         raise FileNotFoundError(f"cannot open source {args.source!r}")
@@ -259,14 +258,15 @@ DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "demo.mp4"
 
 def live_config(args):
     """The configuration tree from --config, then the command-line flags."""
-    from realtime_hmr.config import load_config
+    from realtime_hmr.config import load_config, parse_tiles
 
     cfg = load_config(args.config)
     cfg = cfg.replace("mesh", mode=args.mode, decode=args.decode,
                       mirror_test=(args.flip_test and args.mode == "deterministic") or cfg.mesh.mirror_test,
                       fit=(args.fit and args.mode == "deterministic") or cfg.mesh.fit)
     cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
-    cfg = cfg.replace("perception", max_persons=args.max_persons, flip_test=args.flip_test or cfg.perception.flip_test)
+    cfg = cfg.replace("perception", max_persons=args.max_persons, flip_test=args.flip_test or cfg.perception.flip_test,
+                      tiles=parse_tiles(args.tiles) if args.tiles else cfg.perception.tiles)
     return cfg.replace("stream", zmq=None if args.zmq == "off" else args.zmq, osc=args.osc, vmc=args.vmc)
 
 
@@ -317,6 +317,10 @@ DECODE_HELP = ("deterministic mode's tokens: the codebook entry nearest to the p
                "(expected, default), or MEGA's argmax")
 
 
+TILES_HELP = ("the person detector also reads the frame in COLS x ROWS overlapping tiles, for people far from the "
+              "camera (e.g. 2x1; default 1x1, the whole frame only)")
+
+
 def add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch", "tensorrt"), default="auto")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -325,6 +329,7 @@ def add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", choices=("expected", "argmax"), default="expected", help=DECODE_HELP)
     p.add_argument("--flip-test", action="store_true", help=FLIP_HELP)
     p.add_argument("--fit", action="store_true", help=FIT_HELP)
+    p.add_argument("--tiles", metavar="COLSxROWS", help=TILES_HELP)
     p.add_argument("--zmq", default="tcp://127.0.0.1:5555", metavar="ADDR", help="ZeroMQ PUB address, or 'off'")
     p.add_argument("--osc", metavar="HOST:PORT", help="send joints over OSC")
     p.add_argument("--vmc", metavar="HOST:PORT", help="send bones over the VMC protocol (person k on PORT+k)")

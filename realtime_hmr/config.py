@@ -31,6 +31,7 @@ class PerceptionConfig:
     min_detection_score: float = 0.5  # the person detector's threshold
     min_presence: float = 0.5  # pose presence below this ends a track
     flip_test: bool = False  # average each person's landmarks with those of the mirrored crop (2x landmark cost)
+    tiles: tuple[int, int] | str = (1, 1)  # detector tiles (cols, rows) beside the whole frame, "2x1": far people
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,17 @@ class Config:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
+def parse_tiles(value) -> tuple[int, int]:
+    """Detector tiles as (cols, rows) from "3x2", [3, 2] or (3, 2); both at least 1."""
+    try:
+        tiles = tuple(int(v) for v in (value.lower().split("x") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        tiles = ()
+    if len(tiles) != 2 or min(tiles) < 1:
+        raise ValueError(f"tiles must look like 3x2 (columns x rows, each at least 1), got {value!r}")
+    return tiles
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Defaults, overridden by a TOML file when given. Unknown sections or keys are errors, not silently ignored."""
     cfg = Config()
@@ -100,4 +112,5 @@ def load_config(path: str | Path | None = None) -> Config:
         if unknown:
             raise ValueError(f"{path}: unknown keys in [{name}]: {sorted(unknown)}; known: {sorted(known)}")
         cfg = cfg.replace(name, **values)
+    parse_tiles(cfg.perception.tiles)  # a bad value fails here, naming itself, not when the loop starts
     return cfg

@@ -144,14 +144,15 @@ def test_perception_settings_reach_the_tracker(tmp_path):
     from realtime_hmr.live import Outputs, build
 
     toml = tmp_path / "c.toml"
-    toml.write_text("[perception]\ndetect_every = 3\nmin_presence = 0.7\nmin_detection_score = 0.6\n")
+    toml.write_text("[perception]\ndetect_every = 3\nmin_presence = 0.7\nmin_detection_score = 0.6\ntiles = [3, 1]\n")
     args = build_parser().parse_args(["run", "--source", str(DEMO), "--config", str(toml), "--zmq", "off",
-                                      "--flip-test", "--fit", "--max-persons", "2"])
+                                      "--flip-test", "--fit", "--max-persons", "2", "--tiles", "2x1"])
     pipe = build(live_config(args).replace("capture", source=args.source), Outputs())
     try:
         tracker = dict(pipe.stages)["perception"].tracker
         assert (tracker.cfg.detect_every, tracker.cfg.min_presence, tracker.cfg.max_persons) == (3, 0.7, 2)
         assert tracker.detector.cfg.min_score == 0.6 and tracker.landmarker.cfg.flip_test
+        assert tracker.detector.cfg.tiles == (2, 1)  # --tiles 2x1 over the TOML's [3, 1]
         mesh = dict(pipe.stages)["mesh"].__self__
         assert mesh.tracker is tracker and mesh.mirror_test  # --flip-test mirrors the decoder's input too
         assert mesh.fit  # --fit: each body refined on its 2D landmarks
@@ -161,13 +162,26 @@ def test_perception_settings_reach_the_tracker(tmp_path):
 
 def test_documented_config_example_loads(tmp_path):
     """The TOML example in docs/live-loop.md is a valid configuration and means what it says."""
-    from realtime_hmr.config import load_config
+    from realtime_hmr.config import load_config, parse_tiles
 
     text = (REPO / "docs" / "live-loop.md").read_text()
     example = text.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "c.toml").write_text(example)
     cfg = load_config(tmp_path / "c.toml")
     assert cfg.perception.detect_every == 5 and cfg.perception.flip_test and cfg.mesh.mirror_test and cfg.mesh.fit
+    assert parse_tiles(cfg.perception.tiles) == (2, 1)
     (tmp_path / "bad.toml").write_text("[perception]\nflip = true\n")
     with pytest.raises(ValueError, match="flip_test"):  # a misspelt key names the known ones
         load_config(tmp_path / "bad.toml")
+    for bad in ('"2"', "[2, 0]", '"2xa"', "3"):
+        (tmp_path / "bad.toml").write_text(f"[perception]\ntiles = {bad}\n")
+        with pytest.raises(ValueError, match="tiles must look like 3x2"):
+            load_config(tmp_path / "bad.toml")
+
+
+def test_parse_tiles():
+    from realtime_hmr.config import parse_tiles
+
+    assert parse_tiles("2x1") == parse_tiles("2X1") == parse_tiles([2, 1]) == parse_tiles((2, 1)) == (2, 1)
+    with pytest.raises(ValueError, match="got '0x1'"):
+        parse_tiles("0x1")

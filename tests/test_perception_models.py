@@ -159,6 +159,25 @@ def test_cli_landmarks_on_a_small_video(tmp_path):
     assert main(["landmarks", "--source", str(tmp_path / "nothing.avi")]) == 2
 
 
+def test_detector_tiles_find_the_far_person_of_the_demo_clip(tracker_parts):
+    """The demo clip's first frame holds two people; the whole-frame detector (224 px for 640) scores the smaller one
+    under its threshold, two tiles find both."""
+    import cv2
+
+    from realtime_hmr.detect import DetectorConfig, PoseDetector
+
+    det, _ = tracker_parts
+    cap = cv2.VideoCapture(str(ASSETS.parent / "demo" / "demo.mp4"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    full = PoseDetector(det.backend, DetectorConfig(tiles=(1, 1)))(frame)
+    tiled = PoseDetector(det.backend, DetectorConfig(tiles=(2, 1)))(frame)
+    assert len(full) == 1 and len(tiled) == 2
+    centres = sorted(d.keypoints[0, 0] for d in tiled)  # hip centres, x: one person left, one right
+    assert centres[0] < 320 < centres[1]
+
+
 def test_detector_tiles_and_chunked_batches(tracker_parts):
     from realtime_hmr.detect import DetectorConfig, PoseDetector
     from realtime_hmr.runtime import run_batches
