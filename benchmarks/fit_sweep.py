@@ -92,16 +92,18 @@ def main(argv=None) -> int:
         return np.array([[x["pve"][0], x["mpjpe"][0], x["pa_mpjpe"][0]] for x in s]) * 1e3
 
     base = score([p.body.vertices.astype(np.float64) for p, *_ in found])
+    own_landmarks = [body.joints(p.body.vertices.astype(np.float64), "mediapipe33") for p, *_ in found]  # as --fit
     results = {}
     oracle = "the true 2D landmarks, all visible (a bound, not a setting)"
     for name, kw in {**variants(), oracle: {}}.items():
         fit = LandmarkFit(body, **kw)
         verts, ms = [], []
-        for (p, K, _, _, true2d), ik in zip(found, starts):
+        for (p, K, _, _, true2d), ik, own in zip(found, starts, own_landmarks):
             box = np.asarray(p.box, np.float64)
             xy, vis = (true2d, np.ones(33)) if name == oracle else (p.landmarks_2d[:, :2], p.visibility)
             ta = time.perf_counter()
-            r = fit(ik.rotations[0], ik.translation[0], ik.betas[0], xy, vis, K, max(box[2] - box[0], box[3] - box[1]))
+            r = fit(ik.rotations[0], ik.translation[0], ik.betas[0], xy, vis, K, max(box[2] - box[0], box[3] - box[1]),
+                    landmarks=own)
             ms.append((time.perf_counter() - ta) * 1e3)
             verts.append(p.body.vertices + fit.vertex_shift(ik.betas[0], r))
         e = score(verts)

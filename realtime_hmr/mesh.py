@@ -398,11 +398,12 @@ class MeshRecovery:
         if self._fitter is None:
             self._fitter = LandmarkFit(self.body)
         verts, t, poses = verts.copy(), t.copy(), ik.bone_poses.copy()
+        own = self.body.joints(verts, "mediapipe33")  # the decoded meshes' landmarks: what the fit moves
         px = np.empty((len(persons), 2))
         for i, p in enumerate(persons):
             box = np.asarray(p.box, np.float64)
             r = self._fitter(ik.rotations[i], ik.translation[i], ik.betas[i], p.landmarks_2d[:, :2], p.visibility, K,
-                             max(box[2] - box[0], box[3] - box[1]))
+                             max(box[2] - box[0], box[3] - box[1]), landmarks=own[i])
             dv = self._fitter.vertex_shift(ik.betas[i], r)
             verts[i] += dv
             t[i] += dv.mean(0)

@@ -89,6 +89,33 @@ def test_fit_recovers_limbs_the_image_shows(body, fitter):
                                body.skin(r.rotations, r.translation, betas), atol=1e-9)
 
 
+def test_fit_moves_the_mesh_it_is_given_when_the_rig_has_another_shape(body, fitter):
+    """In video the rig keeps a track's first shape; the decoded mesh of a later frame has its own. The fit must score
+    the landmarks of the mesh that comes out (its own, moved by the rig's change), not the rig's."""
+    K = camera(F)
+    D_true, d0 = placed_pose(body, seed=5)
+    betas = np.zeros(body.n_betas)
+    kept = betas.copy()
+    kept[:3] = (1.5, -1.2, 1.0)  # the shape the track kept: another person's proportions
+    truth = body.joints(body.skin(D_true, d0, betas), "mediapipe33")
+    xy = project(truth, K)
+    D_off = turn_in_image(body, D_true, d0, ("lowerarm01.R", "lowerleg01.L"), (16, 27), (20.0, -20.0))
+    mesh = body.skin(D_off, d0, betas)  # the decoded mesh: the right shape, two limbs off
+    own = body.joints(mesh, "mediapipe33")
+    px = lambda X: np.linalg.norm(project(X, K) - xy, axis=1)  # noqa: E731
+    out = {}
+    for name, given in (("mesh's landmarks", own), ("rig's", None)):
+        r = fitter(D_off, d0, kept, xy, np.ones(33), K, scale_px=400.0, landmarks=given)
+        out[name] = body.joints(mesh + fitter.vertex_shift(kept, r), "mediapipe33")
+        if given is not None:
+            assert r.px_before == pytest.approx(np.median(px(own)), rel=1e-6)
+            assert r.px_after == pytest.approx(np.median(px(out[name])), rel=1e-6)
+    good, bad = out["mesh's landmarks"], out["rig's"]
+    for lm in (16, 27):  # right wrist, left ankle
+        assert np.linalg.norm(good[lm] - truth[lm]) < np.linalg.norm(own[lm] - truth[lm]) / 3
+    assert np.median(px(good)) < 1.0 and np.median(px(bad)) > 3 * np.median(px(good))
+
+
 def test_fit_with_nothing_visible_keeps_the_body(body, fitter):
     K = camera(F)
     D, d0 = placed_pose(body, seed=2)

@@ -134,7 +134,11 @@ class LandmarkFit:
         return np.concatenate([Jw, Jt], -1)
 
     def __call__(self, D: np.ndarray, d0: np.ndarray, betas: np.ndarray, xy: np.ndarray, visibility: np.ndarray,
-                 K: np.ndarray, scale_px: float) -> FitResult:
+                 K: np.ndarray, scale_px: float, landmarks: np.ndarray | None = None) -> FitResult:
+        """``landmarks``: the landmarks (33, 3, camera space) of the mesh the fit will move (:meth:`vertex_shift`),
+        when the rig given does not reproduce them exactly (a shape kept from an earlier frame, IK's residual). The
+        mesh's landmarks move by exactly the rig's change of landmarks (both are linear in the skinning), so the
+        cost is on ``landmarks + rig(now) - rig(start)``: the landmarks of the body that comes out."""
         basis = self.basis(betas)
         nsel = len(self.sel)
         xy = np.asarray(xy, np.float64)
@@ -144,8 +148,9 @@ class LandmarkFit:
         if not (np.isfinite(scale_px) and scale_px > 1):  # no usable box: the visible landmarks' extent
             scale_px = float(np.ptp(xy[w > 0], axis=0).max()) if (w > 0).sum() >= 2 else 0.0
         D0, D, d0 = D, np.array(D, np.float64), np.asarray(d0, np.float64).copy()
+        x, W, T = self.landmarks(D, d0, basis)
+        offset = 0.0 if landmarks is None else np.asarray(landmarks, np.float64) - x
         if scale_px <= 1 or not (w > 0).any():  # nothing to fit to: the body as recovered
-            x, W, T = self.landmarks(D, d0, basis)
             return FitResult(rotations=D, translation=d0, bone_poses=W, transforms=T, start_transforms=T,
                              px_before=float("nan"), px_after=float("nan"), iterations=0)
         sigma = self.px_sigma * float(scale_px)
@@ -154,7 +159,7 @@ class LandmarkFit:
             return rotvec(D[self.sel] @ np.swapaxes(D0[self.sel], -1, -2))
 
         def cost(x, omega):
-            p = x @ K.T
+            p = (x + offset) @ K.T
             uv = p[:, :2] / np.maximum(p[:, 2:], 1e-6)
             e = np.linalg.norm(uv - xy, axis=1) / sigma
             q = (e / self.robust) ** 2
@@ -162,7 +167,6 @@ class LandmarkFit:
             return float((w * rob).sum() + ((omega.ravel() / self._rs) ** 2).sum()), uv, p[:, 2], e
 
         omega = np.zeros((nsel, 3))
-        x, W, T = self.landmarks(D, d0, basis)
         T_start = T
         c, uv, z, e = cost(x, omega)
         shown = w > 0
