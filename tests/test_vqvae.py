@@ -229,3 +229,10 @@ def test_decoder_fine_tune_keeps_every_token(small, tmp_path):
     meta = json.loads((out / "vqvae.json").read_text())
     assert meta["init"]["frozen_encoder"] and meta["reproduce"] == [
         "realtime-hmr train vqvae --steps 1", meta["command"].replace(f" --out {out}", "")]
+    # a fine-tune of that fine-tune: one flat list of the three commands, the earlier stages' records kept
+    again = tmp_path / "again"
+    main(["--init", str(out / "vqvae.safetensors"), "--freeze-encoder", "--steps", "1", "--batch", "4", "--warmup",
+          "1", "--val-n", "4", "--val-every", "1", "--out", str(again)])
+    meta2 = json.loads((again / "vqvae.json").read_text())
+    assert meta2["reproduce"] == [*meta["reproduce"], meta2["command"].replace(f" --out {again}", "")]
+    assert meta2["init"]["init"]["frozen_encoder"] and meta2["init"]["init"]["checkpoint"] == str(init)

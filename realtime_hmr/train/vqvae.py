@@ -335,7 +335,10 @@ def train(args) -> dict:
                         "train_time_s": init_meta.get("train_time_s"),
                         "validation_history": init_meta.get("validation_history"),
                         "frozen_encoder": bool(args.freeze_encoder)}
-        meta["reproduce"] = [init_meta.get("reproduce") or re.sub(r" --out \S+", "", init_meta.get("command") or ""),
+        if init_meta.get("init"):  # a fine-tune of a fine-tune: the stages before, as they were recorded
+            meta["init"]["init"] = init_meta["init"]
+        meta["reproduce"] = [*commands(init_meta.get("reproduce") or re.sub(r" --out \S+", "",
+                                                                            init_meta.get("command") or "")),
                              re.sub(r" --out \S+", "", args.command)]
         err0, _ = evaluate(model.cpu(), vverts)
         model.to(device)
@@ -404,12 +407,19 @@ def train(args) -> dict:
     return export(model.cpu().eval(), out, meta)
 
 
+def commands(x) -> list[str]:
+    """A ``reproduce`` entry (one command, or a list of them, possibly nested) as one flat list, in order."""
+    return [c for item in x for c in commands(item)] if isinstance(x, list) else [x]
+
+
 def export_from(args) -> dict:
     """Export a checkpoint written by :func:`train` (its training metadata kept)."""
     meta = checkpoint_meta(args.export_from)
     meta["exported_with"] = args.command
     # the training command writes into --out; without it, it writes (and exports) straight into the package assets
-    if not isinstance(meta.get("reproduce"), list):  # a fine-tune (--init) keeps its list of commands
+    if isinstance(meta.get("reproduce"), list):  # a fine-tune (--init) keeps its list of commands
+        meta["reproduce"] = commands(meta["reproduce"])
+    else:
         meta["reproduce"] = re.sub(r" --out \S+", "", meta["command"])
     return export(load_model(args.export_from), Path(args.out), meta)
 
