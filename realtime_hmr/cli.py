@@ -150,12 +150,13 @@ FLIP_HELP = ("test-time mirroring: each person's landmark crop, and in determini
 
 
 def cmd_eval_synthetic(args) -> int:
+    from realtime_hmr.config import parse_tiles
     from realtime_hmr.train.evaluate import evaluate_synthetic
 
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
                            samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
                            decode=args.decode, flip_test=args.flip_test, temperature=args.temperature,
-                           fit=args.fit)
+                           fit=args.fit, tiles=parse_tiles(args.tiles))
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
                        f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"
@@ -492,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--decode", choices=("expected", "argmax"), default="expected", help=DECODE_HELP)
     es.add_argument("--flip-test", action="store_true", help=FLIP_HELP)
     es.add_argument("--fit", action="store_true", help=FIT_HELP)
+    es.add_argument("--tiles", default="1x1", metavar="COLSxROWS", help=TILES_HELP)
     es.add_argument("--no-progress", action="store_true")
     es.add_argument("--report", metavar="FILE", help="write the report (CONTRACT.md fields) as JSON")
     es.set_defaults(func=cmd_eval_synthetic)

@@ -48,10 +48,11 @@ def test_eval_synthetic_report_fields(tmp_path):
 
     report = tmp_path / "r.json"
     assert main(["eval", "synthetic", "--n", "2", "--seed", "11", "--width", "192", "--height", "144",
-                 "--stochastic", "3", "--temperature", "1.5", "--flip-test", "--no-progress", "--report",
-                 str(report)]) == 0
+                 "--stochastic", "3", "--temperature", "1.5", "--flip-test", "--tiles", "2x1", "--no-progress",
+                 "--report", str(report)]) == 0
     r = json.loads(report.read_text())
-    assert "flip test" in r["perception"]["name"] and r["command"].endswith("--flip-test")
+    assert "flip test" in r["perception"]["name"] and r["command"].endswith("--flip-test --tiles 2x1")
+    assert "detector tiles 2x1" in r["perception"]["name"]
     assert "--stochastic 3 --temperature 1.5" in r["command"]
     assert r["n"] == 2 and 0 <= r["detected"] <= 2
     for k in ("pve_mm", "mpjpe_mm", "pa_mpjpe_mm"):

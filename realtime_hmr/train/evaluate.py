@@ -115,13 +115,15 @@ def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected", tr
         return None, f"mesh model could not be loaded: {e}"
 
 
-def _perception(flip_test: bool = False):
+def _perception(flip_test: bool = False, tiles: tuple[int, int] = (1, 1)):
     try:
         from realtime_hmr.landmarks import load_pose_tracker
 
-        tracker = load_pose_tracker("auto", None, 1, detect_every=1, max_persons=4, flip_test=flip_test)
+        tracker = load_pose_tracker("auto", None, 1, detect_every=1, max_persons=4, flip_test=flip_test,
+                                    tiles=tuple(tiles))
         return tracker, ("realtime_hmr PoseTracker (BlazePose ONNX port, onnxruntime" +
-                         (", flip test)" if flip_test else ")"))
+                         (", flip test" if flip_test else "") +
+                         (f", detector tiles {tiles[0]}x{tiles[1]})" if tuple(tiles) != (1, 1) else ")"))
     except (ImportError, FileNotFoundError, RuntimeError) as e:
         log.warning("own perception stack unavailable (%s): MediaPipe legacy stands in", e)
         return None, f"mediapipe legacy (own PoseTracker unavailable: {e})"
@@ -152,11 +154,13 @@ def stochastic_summary(acc: dict) -> dict:
 
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
                        samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected",
-                       flip_test: bool = False, temperature: float = 1.0, fit: bool = False) -> dict:
+                       flip_test: bool = False, temperature: float = 1.0, fit: bool = False,
+                       tiles: tuple[int, int] = (1, 1)) -> dict:
     """``flip_test``: test-time mirroring, as ``run --flip-test``: our landmarks averaged with those of the mirrored
     crop, and the deterministic body with the one decoded from the mirror image; the MediaPipe baseline is MediaPipe's
     own pipeline either way. ``fit``: the deterministic body refined on the 2D landmarks, as ``run --fit``
-    (stochastic mode, when asked for, starts from the unfitted decoder and is compared with the fitted body)."""
+    (stochastic mode, when asked for, starts from the unfitted decoder and is compared with the fitted body).
+    ``tiles``: the person detector's tiles, as ``run --tiles`` (more people found, not the same set)."""
     import cv2
     from rich.progress import track
 
@@ -167,7 +171,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     maker = SceneMaker(cfg, domain=EVAL)
     rng = shard_rng(seed, EVAL, 0)
     rot, betas, src = maker.draw_people(n, rng)
-    tracker, perception_name = _perception(flip_test)
+    tracker, perception_name = _perception(flip_test, tiles)
     mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test, fit=fit)
     sto = None
     if mesh is not None and samples > 0 and mesh.step is not None:
@@ -274,7 +278,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                    + ("" if refine else " --no-refine")
                    + ("" if decode == "expected" else f" --decode {decode}")
                    + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else "")
-                   + (" --fit" if fit else ""),
+                   + (" --fit" if fit else "") + (f" --tiles {tiles[0]}x{tiles[1]}" if tuple(tiles) != (1, 1) else ""),
         "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
                                                   "deterministic_tokens": decode, "mirror_test": flip_test,
                                                   "fit_2d": fit},
