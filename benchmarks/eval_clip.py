@@ -46,7 +46,8 @@ ARMS = ((16, 18, 20, 22), (17, 19, 21, 23))
 
 
 def truth(body, gt: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame and person: vertices (F, P, V, 3) and MediaPipe-33 landmarks in camera space, from the pose."""
+    """Per frame and person, from the pose: vertices (F, P, V, 3) and MediaPipe-33 landmarks in camera space, and the
+    pelvis in the image (F, P, 2)."""
     R, t = gt["camera_R"], gt["camera_t"]
     F, P = gt["translation"].shape[:2]
     verts = np.empty((F, P, body.template.shape[0], 3), np.float32)
@@ -81,6 +82,8 @@ def run_variant(mr, frames: list, K, smooth: bool, gt: dict, pelvis_2d: np.ndarr
     """Per true person: predicted joints (F, 24, 3), vertices, MediaPipe world landmarks and a matched mask."""
     from types import SimpleNamespace
 
+    from scipy.optimize import linear_sum_assignment
+
     from realtime_hmr.filters import Smoother
 
     F, P = pelvis_2d.shape[:2]
@@ -103,8 +106,6 @@ def run_variant(mr, frames: list, K, smooth: bool, gt: dict, pelvis_2d: np.ndarr
         uv = np.stack([(K @ p.body.joints[0]) for p in bodies])
         uv = uv[:, :2] / uv[:, 2:]
         d = np.linalg.norm(uv[:, None] - pelvis_2d[f][None], axis=-1)  # (bodies, true people)
-        from scipy.optimize import linear_sum_assignment
-
         rows, cols = linear_sum_assignment(d)
         for r, c in zip(rows, cols):
             if d[r, c] <= 0.1 * width:
