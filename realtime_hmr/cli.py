@@ -150,13 +150,12 @@ FLIP_HELP = ("test-time mirroring: each person's landmark crop, and in determini
 
 
 def cmd_eval_synthetic(args) -> int:
-    from realtime_hmr.config import parse_tiles
     from realtime_hmr.train.evaluate import evaluate_synthetic
 
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
                            samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
                            decode=args.decode, flip_test=args.flip_test, temperature=args.temperature,
-                           fit=args.fit, tiles=parse_tiles(args.tiles))
+                           fit=args.fit, tiles=args.tiles)
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
                        f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"
@@ -259,7 +258,7 @@ DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "demo.mp4"
 
 def live_config(args):
     """The configuration tree from --config, then the command-line flags."""
-    from realtime_hmr.config import load_config, parse_tiles
+    from realtime_hmr.config import load_config
 
     cfg = load_config(args.config)
     cfg = cfg.replace("mesh", mode=args.mode, decode=args.decode,
@@ -267,7 +266,7 @@ def live_config(args):
                       fit=(args.fit and args.mode == "deterministic") or cfg.mesh.fit)
     cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
     cfg = cfg.replace("perception", max_persons=args.max_persons, flip_test=args.flip_test or cfg.perception.flip_test,
-                      tiles=parse_tiles(args.tiles) if args.tiles else cfg.perception.tiles)
+                      tiles=args.tiles or cfg.perception.tiles)
     return cfg.replace("stream", zmq=None if args.zmq == "off" else args.zmq, osc=args.osc, vmc=args.vmc)
 
 

@@ -31,7 +31,10 @@ class PerceptionConfig:
     min_detection_score: float = 0.5  # the person detector's threshold
     min_presence: float = 0.5  # pose presence below this ends a track
     flip_test: bool = False  # average each person's landmarks with those of the mirrored crop (2x landmark cost)
-    tiles: tuple[int, int] | str = (1, 1)  # detector tiles (cols, rows) beside the whole frame, "2x1": far people
+    tiles: tuple[int, int] = (1, 1)  # detector tiles (cols, rows) beside the whole frame, for far people; "2x1" too
+
+    def __post_init__(self):  # one form, (cols, rows), whatever a TOML file or a flag gave; a bad value fails here
+        object.__setattr__(self, "tiles", parse_tiles(self.tiles))
 
 
 @dataclass(frozen=True)
@@ -112,5 +115,4 @@ def load_config(path: str | Path | None = None) -> Config:
         if unknown:
             raise ValueError(f"{path}: unknown keys in [{name}]: {sorted(unknown)}; known: {sorted(known)}")
         cfg = cfg.replace(name, **values)
-    parse_tiles(cfg.perception.tiles)  # a bad value fails here, naming itself, not when the loop starts
     return cfg

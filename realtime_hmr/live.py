@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime_hmr.capture import Capture
-from realtime_hmr.config import Config, parse_tiles
+from realtime_hmr.config import Config
 from realtime_hmr.filters import Smoother
 from realtime_hmr.pipeline import Pipeline
 from realtime_hmr.track import BadFrame
@@ -90,7 +90,7 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
         device = None if rt.device == "auto" else rt.device
         m = cfg.mesh
         tracker = load_pose_tracker(rt.backend, device, rt.threads or None, pc.detect_every, pc.max_persons,
-                                    parse_tiles(pc.tiles), flip_test=pc.flip_test, min_score=pc.min_detection_score,
+                                    pc.tiles, flip_test=pc.flip_test, min_score=pc.min_detection_score,
                                     min_presence=pc.min_presence)
         try:  # the whole model where it is shipped; landmarks and ids only where it is not
             mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, tracker=tracker,

@@ -120,10 +120,10 @@ def _perception(flip_test: bool = False, tiles: tuple[int, int] = (1, 1)):
         from realtime_hmr.landmarks import load_pose_tracker
 
         tracker = load_pose_tracker("auto", None, 1, detect_every=1, max_persons=4, flip_test=flip_test,
-                                    tiles=tuple(tiles))
+                                    tiles=tiles)
         return tracker, ("realtime_hmr PoseTracker (BlazePose ONNX port, onnxruntime" +
                          (", flip test" if flip_test else "") +
-                         (f", detector tiles {tiles[0]}x{tiles[1]})" if tuple(tiles) != (1, 1) else ")"))
+                         (f", detector tiles {tiles[0]}x{tiles[1]})" if tiles != (1, 1) else ")"))
     except (ImportError, FileNotFoundError, RuntimeError) as e:
         log.warning("own perception stack unavailable (%s): MediaPipe legacy stands in", e)
         return None, f"mediapipe legacy (own PoseTracker unavailable: {e})"
@@ -155,7 +155,7 @@ def stochastic_summary(acc: dict) -> dict:
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
                        samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected",
                        flip_test: bool = False, temperature: float = 1.0, fit: bool = False,
-                       tiles: tuple[int, int] = (1, 1)) -> dict:
+                       tiles: tuple[int, int] | str = (1, 1)) -> dict:
     """``flip_test``: test-time mirroring, as ``run --flip-test``: our landmarks averaged with those of the mirrored
     crop, and the deterministic body with the one decoded from the mirror image; the MediaPipe baseline is MediaPipe's
     own pipeline either way. ``fit``: the deterministic body refined on the 2D landmarks, as ``run --fit``
@@ -164,6 +164,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     import cv2
     from rich.progress import track
 
+    from realtime_hmr.config import parse_tiles
     from realtime_hmr.train.labels import match_person
     from realtime_hmr.train.synth import EVAL, SceneMaker, SynthConfig, shard_rng
 
@@ -171,6 +172,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     maker = SceneMaker(cfg, domain=EVAL)
     rng = shard_rng(seed, EVAL, 0)
     rot, betas, src = maker.draw_people(n, rng)
+    tiles = parse_tiles(tiles)
     tracker, perception_name = _perception(flip_test, tiles)
     mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test, fit=fit)
     sto = None
@@ -278,7 +280,7 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                    + ("" if refine else " --no-refine")
                    + ("" if decode == "expected" else f" --decode {decode}")
                    + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else "")
-                   + (" --fit" if fit else "") + (f" --tiles {tiles[0]}x{tiles[1]}" if tuple(tiles) != (1, 1) else ""),
+                   + (" --fit" if fit else "") + (f" --tiles {tiles[0]}x{tiles[1]}" if tiles != (1, 1) else ""),
         "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
                                                   "deterministic_tokens": decode, "mirror_test": flip_test,
                                                   "fit_2d": fit},
