@@ -229,24 +229,31 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=0, help="only the first N frames (0: all)")
     ap.add_argument("--true-camera", action="store_true", help="give the mesh model the clip's own camera matrix")
     ap.add_argument("--tiles", default="1x1", help="the person detector's tiles (as run --tiles)")
+    ap.add_argument("--silhouette", action="store_true",
+                    help="the tracker segments, and --silhouette (the fit on the silhouettes too) joins the variants")
     ap.add_argument("--name", default=None, help="results name (default eval_clip, eval_clip_true_camera)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     frames, gt = load_clip(args.clip, args.truth, args.frames)
     K = gt["camera_K"].astype(np.float64) if args.true_camera else None
-    tracker = load_pose_tracker("onnxruntime", None, args.threads, 10, 4, parse_tiles(args.tiles))
+    tracker = load_pose_tracker("onnxruntime", None, args.threads, 10, 4, parse_tiles(args.tiles),
+                                mask=args.silhouette)
     base = MeshRecovery.load(backend="onnxruntime", threads=args.threads, camera_matrix=K, tracker=tracker)
-    results = evaluate(base, frames, gt, VARIANTS)
+    variants = dict(VARIANTS)
+    if args.silhouette:
+        variants.update({"--silhouette": ({"fit": True, "silhouette": True}, False),
+                         "--silhouette, smoothed": ({"fit": True, "silhouette": True}, True)})
+    results = evaluate(base, frames, gt, variants)
     gt_verts, gt_mp33, pelvis_2d = truth(base.body, gt)
     sweep = smoothing_sweep(run_variant(base, frames, base.camera(frames[0]), False, gt, pelvis_2d), gt)
     name = args.name or "eval_clip" + ("_true_camera" if args.true_camera else "") + (
-        f"_tiles{args.tiles}" if parse_tiles(args.tiles) != (1, 1) else "")
+        f"_tiles{args.tiles}" if parse_tiles(args.tiles) != (1, 1) else "") + ("_silhouette" if args.silhouette else "")
     path = write(name, {"command": " ".join(["python benchmarks/eval_clip.py", *(argv or sys.argv[1:])]),
                         "clip": Path(args.clip).name,
                         "frames": len(frames), "persons": int(gt["joints24"].shape[1]),
                         "camera": "the clip's own" if args.true_camera else "default guess (f = image width)",
                         "smoothing": "the live loop's Smoother with default settings",
-                        "detector_tiles": list(parse_tiles(args.tiles)),
+                        "detector_tiles": list(parse_tiles(args.tiles)), "tracker_segments": args.silhouette,
                         "results": results, "smoothing_sweep": sweep, "wall_s": round(time.perf_counter() - t0, 1)})
     print(path)
     return 0

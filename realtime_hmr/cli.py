@@ -145,6 +145,8 @@ def cmd_data_synth(args) -> int:
 
 FIT_HELP = ("deterministic mode: refine each body's pose on its 2D landmarks (robust reprojection fit, kept near "
             "the decoded body); about 5-7 % more accurate, about 10 ms more per person on one CPU core")
+SILHOUETTE_HELP = ("deterministic mode: the fit (implies --fit) also matches each person's silhouette, which the "
+                   "landmark network then segments (its larger model with the mask branch); slower, for recorded clips")
 FLIP_HELP = ("test-time mirroring: each person's landmark crop, and in deterministic mode the mesh decoder's input, "
              "also run mirrored, and the two results averaged; slightly more accurate, about twice the landmark cost")
 
@@ -155,7 +157,7 @@ def cmd_eval_synthetic(args) -> int:
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
                            samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
                            decode=args.decode, flip_test=args.flip_test, temperature=args.temperature,
-                           fit=args.fit, tiles=args.tiles)
+                           fit=args.fit or args.silhouette, tiles=args.tiles, silhouette=args.silhouette)
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
                        f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"
@@ -263,7 +265,8 @@ def live_config(args):
     cfg = load_config(args.config)
     cfg = cfg.replace("mesh", mode=args.mode, decode=args.decode,
                       mirror_test=(args.flip_test and args.mode == "deterministic") or cfg.mesh.mirror_test,
-                      fit=(args.fit and args.mode == "deterministic") or cfg.mesh.fit)
+                      fit=((args.fit or args.silhouette) and args.mode == "deterministic") or cfg.mesh.fit,
+                      silhouette=(args.silhouette and args.mode == "deterministic") or cfg.mesh.silhouette)
     cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
     cfg = cfg.replace("perception", max_persons=args.max_persons, flip_test=args.flip_test or cfg.perception.flip_test,
                       tiles=args.tiles or cfg.perception.tiles)
@@ -329,6 +332,7 @@ def add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode", choices=("expected", "argmax"), default="expected", help=DECODE_HELP)
     p.add_argument("--flip-test", action="store_true", help=FLIP_HELP)
     p.add_argument("--fit", action="store_true", help=FIT_HELP)
+    p.add_argument("--silhouette", action="store_true", help=SILHOUETTE_HELP)
     p.add_argument("--tiles", metavar="COLSxROWS", help=TILES_HELP)
     p.add_argument("--zmq", default="tcp://127.0.0.1:5555", metavar="ADDR", help="ZeroMQ PUB address, or 'off'")
     p.add_argument("--osc", metavar="HOST:PORT", help="send joints over OSC")
@@ -492,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--decode", choices=("expected", "argmax"), default="expected", help=DECODE_HELP)
     es.add_argument("--flip-test", action="store_true", help=FLIP_HELP)
     es.add_argument("--fit", action="store_true", help=FIT_HELP)
+    es.add_argument("--silhouette", action="store_true", help=SILHOUETTE_HELP)
     es.add_argument("--tiles", default="1x1", metavar="COLSxROWS", help=TILES_HELP)
     es.add_argument("--no-progress", action="store_true")
     es.add_argument("--report", metavar="FILE", help="write the report (CONTRACT.md fields) as JSON")

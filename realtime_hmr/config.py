@@ -43,9 +43,14 @@ class MeshConfig:
     decode: str = "expected"  # deterministic tokens: expected (nearest to the mean code) | argmax (MEGA's)
     mirror_test: bool = False  # deterministic: also decode each person's mirror image and average the two bodies
     fit: bool = False  # deterministic: refine each body's pose on its 2D landmarks (realtime_hmr/body/fit.py)
+    silhouette: bool = False  # the fit also matches each person's silhouette (the tracker then segments); implies fit
     samples: int = 10
     steps: int = 5
     temperature: float = 1.0
+
+    def __post_init__(self):
+        if self.silhouette:  # a term of the fit: asking for it asks for the fit
+            object.__setattr__(self, "fit", True)
 
 
 @dataclass(frozen=True)

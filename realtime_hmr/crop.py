@@ -132,6 +132,29 @@ def uncrop_mask(mask: np.ndarray, roi: Roi, image_size: tuple[int, int]) -> np.n
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def silhouette_window(silhouette, box: np.ndarray, margin: float = 0.2,
+                      threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A person's silhouette (:class:`realtime_hmr.types.Silhouette`) over a window around ``box`` (x0, y0, x1, y1,
+    grown by ``margin`` of its size on each side): the mask (h, w) bool, the window's top-left pixel (x, y), and the
+    pixels nothing is known about (outside the frame or the crop the network saw), (h, w) bool."""
+    box = np.asarray(box, np.float64)
+    grow = margin * max(box[2] - box[0], box[3] - box[1])
+    x0, y0 = np.floor(box[:2] - grow).astype(int)
+    x1, y1 = np.ceil(box[2:] + grow).astype(int)
+    w, h = max(x1 - x0, 1), max(y1 - y0, 1)
+    m = np.asarray(silhouette.crop_from_image, np.float64).copy()
+    m[:, 2] += m[:, :2] @ (x0, y0)  # window pixel -> crop pixel
+    probs = np.asarray(silhouette.probs, np.float32)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    mask = cv2.warpAffine(probs, m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > threshold
+    seen = cv2.warpAffine(np.ones_like(probs), m, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0) > 0.5
+    xs, ys = np.arange(x0, x0 + w), np.arange(y0, y0 + h)
+    W, H = silhouette.image_size
+    inside = ((ys >= 0) & (ys < H))[:, None] & ((xs >= 0) & (xs < W))[None, :]
+    return mask & inside, np.array([x0, y0]), ~(seen & inside)
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU between boxes a (N, 4) and b (M, 4) as x0, y0, x1, y1 -> (N, M)."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)

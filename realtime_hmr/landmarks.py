@@ -44,6 +44,7 @@ class Landmarks:
     score: np.ndarray  # (N,)
     rois: list[Roi]
     mask: np.ndarray | None = None  # (H, W) float32 in [0, 1], the max over persons
+    crop_masks: np.ndarray | None = None  # (N, h, w) float32 in [0, 1]: each person's mask in its ROI's crop
     features: np.ndarray | None = None  # (N, 20, 288) the net's last feature maps, where the model gives them
 
     def next_rois(self, scale: float = 1.25) -> list[Roi]:
@@ -140,16 +141,17 @@ class PoseLandmarker:
             c, s = np.cos(roi.rotation), np.sin(roi.rotation)
             wx, wy = world[i, :, 0].copy(), world[i, :, 1].copy()
             world[i, :, 0], world[i, :, 1] = c * wx - s * wy, s * wx + c * wy
-        seg = None
+        seg = probs = None
         if mask:
             h, w = image_bgr.shape[:2]
             seg = np.zeros((h, w), np.float32)
-            probs = sigmoid(out["segmentation"][..., 0].astype(np.float32))
+            probs = sigmoid(out["segmentation"][:n, ..., 0].astype(np.float32))
             for i, roi in enumerate(rois):
                 np.maximum(seg, uncrop_mask(probs[i], roi, (w, h)), out=seg)
         feats = out.get("features")
         return Landmarks(image=image, world=world, visibility=sigmoid(raw[..., 3]), presence=sigmoid(raw[..., 4]),
                          score=out["presence"].reshape(-1)[:n].astype(np.float32), rois=list(rois), mask=seg,
+                         crop_masks=probs,
                          features=None if feats is None else np.asarray(feats, np.float32))
 
 

@@ -91,11 +91,12 @@ def build(cfg: Config, outputs: Outputs, *, max_frames: int | None = None, progr
         m = cfg.mesh
         tracker = load_pose_tracker(rt.backend, device, rt.threads or None, pc.detect_every, pc.max_persons,
                                     pc.tiles, flip_test=pc.flip_test, min_score=pc.min_detection_score,
-                                    min_presence=pc.min_presence)
+                                    min_presence=pc.min_presence, mask=m.silhouette)
         try:  # the whole model where it is shipped; landmarks and ids only where it is not
             mesh = MeshRecovery.load(rt.backend, device, rt.threads or None, pc.max_persons, tracker=tracker,
                                      mode=m.mode, samples=m.samples, steps=m.steps, temperature=m.temperature,
-                                     decode=m.decode, mirror_test=m.mirror_test, fit=m.fit)
+                                     decode=m.decode, mirror_test=m.mirror_test, fit=m.fit,
+                                     silhouette=m.silhouette)
         except FileNotFoundError as e:
             if m.mode == "stochastic":
                 raise RuntimeError(f"--mode stochastic needs the mesh model: {e}") from e

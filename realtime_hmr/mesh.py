@@ -246,7 +246,7 @@ class MeshRecovery:
     def __init__(self, tracker, decoder, vq_decoder, body, camera_matrix: np.ndarray | None = None, *,
                  step=None, mode: str = "deterministic", samples: int = 10, steps: int = 5, temperature: float = 1.0,
                  codebook: int = 512, seed: int = 0, refine: bool = True, decode: str = "expected",
-                 mirror_test: bool = False, fit: bool = False):
+                 mirror_test: bool = False, fit: bool = False, silhouette: bool = False):
         if mode not in ("deterministic", "stochastic"):
             raise ValueError(f"mode must be deterministic or stochastic, got {mode!r}")
         if decode not in ("expected", "argmax"):
@@ -260,6 +260,8 @@ class MeshRecovery:
             raise ValueError("mirror_test applies to the deterministic pass, not to stochastic mode")
         if fit and mode != "deterministic":
             raise ValueError("fit refines the deterministic body; stochastic mode's samples are left as drawn")
+        if silhouette and not fit:
+            raise ValueError("silhouette is a term of the fit: use fit=True with it")
         if mode == "stochastic" and step is None:
             raise ValueError("stochastic mode needs the decoder's step model (mega_step.onnx)")
         self.tracker, self.decoder, self.vq, self.body = tracker, decoder, vq_decoder, body
@@ -271,6 +273,7 @@ class MeshRecovery:
         self.decode = decode
         self.mirror_test = mirror_test
         self.fit = fit
+        self.silhouette = silhouette
         self._fitter = None
         self._twin: np.ndarray | None = None
         self._betas: dict[int, np.ndarray] = {}
@@ -284,7 +287,8 @@ class MeshRecovery:
         ``mode``: ``mode="stochastic"``, ``samples``, ``steps``, ``temperature``, ``seed``, ``refine``, ``decode``
         (deterministic mode's tokens: ``"expected"``, the codebook entry nearest to the probability-weighted mean code,
         the default; or ``"argmax"``, MEGA's), ``mirror_test`` (deterministic mode: the decoder also reads each
-        person's mirror image, and the two bodies are averaged)."""
+        person's mirror image, and the two bodies are averaged), ``fit`` (each body refined on its 2D landmarks),
+        ``silhouette`` (with ``fit``: on its silhouette too; the default tracker then segments each person)."""
         from realtime_hmr.body import Body
         from realtime_hmr.landmarks import load_pose_tracker
         from realtime_hmr.runtime import load
@@ -292,17 +296,20 @@ class MeshRecovery:
         mega, vq, mega_dir, codebook = decoder_files("mega_det.onnx", mega_dir)
         onnx_backend = "onnxruntime" if backend == "torch" else backend
         step = mega_dir / "mega_step.onnx"
-        return cls(tracker or load_pose_tracker(backend, device, threads, 10, max_persons),
+        return cls(tracker or load_pose_tracker(backend, device, threads, 10, max_persons,
+                                                mask=bool(mode.get("silhouette"))),
                    load(str(mega), onnx_backend, device, threads), load(str(vq), onnx_backend, device, threads),
                    Body.load(), camera_matrix, codebook=codebook,
                    step=load(str(step), onnx_backend, device, threads) if step.is_file() else None, **mode)
 
     def variant(self, **changes) -> MeshRecovery:
-        """The same models (tracker, decoders, body, camera) with other options, e.g. ``mr.variant(fit=True)``."""
+        """The same models (tracker, decoders, body, camera) with other options, e.g. ``mr.variant(fit=True)``;
+        ``tracker=`` swaps the tracker."""
         opts = dict(step=self.step, mode=self.mode, samples=self.samples, steps=self.steps,
                     temperature=self.temperature, codebook=self.codebook, refine=self.refine, decode=self.decode,
-                    mirror_test=self.mirror_test, fit=self.fit)
-        return MeshRecovery(self.tracker, self.decoder, self.vq, self.body, self.K, **{**opts, **changes})
+                    mirror_test=self.mirror_test, fit=self.fit, silhouette=self.silhouette)
+        tracker = changes.pop("tracker", self.tracker)
+        return MeshRecovery(tracker, self.decoder, self.vq, self.body, self.K, **{**opts, **changes})
 
     def camera(self, image: np.ndarray) -> np.ndarray:
         if self.K is not None:
@@ -390,11 +397,17 @@ class MeshRecovery:
         return out
 
     def _fit(self, verts: np.ndarray, t: np.ndarray, ik, persons: list, K: np.ndarray):
-        """Each body's pose refined on its 2D landmarks (:class:`realtime_hmr.body.fit.LandmarkFit`); the mesh moves
-        by the change of the rig's skinning, so what the rig does not model stays as decoded. Returns the vertices,
+        """Each body's pose refined on its 2D landmarks (:class:`realtime_hmr.body.fit.LandmarkFit`), and with
+        ``silhouette`` on its silhouette (the window around its box, :func:`realtime_hmr.crop.silhouette_window`); the
+        mesh moves by the change of the rig's skinning, so what the rig does not model stays as decoded. Returns the
+        vertices,
         translations, bone frames and each fit's median reprojection error (px) before and after."""
-        from realtime_hmr.body.fit import LandmarkFit
+        from realtime_hmr.body.fit import LandmarkFit, SilhouetteTarget
+        from realtime_hmr.crop import silhouette_window
 
+        if self.silhouette and all(p.silhouette is None for p in persons):
+            raise ValueError("silhouette needs each person's segmentation, and the tracker gave none: load it with "
+                             "load_pose_tracker(..., mask=True)")
         if self._fitter is None:
             self._fitter = LandmarkFit(self.body)
         verts, t, poses = verts.copy(), t.copy(), ik.bone_poses.copy()
@@ -402,8 +415,13 @@ class MeshRecovery:
         px = np.empty((len(persons), 2))
         for i, p in enumerate(persons):
             box = np.asarray(p.box, np.float64)
+            sil = None
+            if self.silhouette and p.silhouette is not None:
+                mask, origin, unknown = silhouette_window(p.silhouette, box)
+                sil = SilhouetteTarget.from_mask(mask, origin, self._fitter.sil_samples, unknown)
             r = self._fitter(ik.rotations[i], ik.translation[i], ik.betas[i], p.landmarks_2d[:, :2], p.visibility, K,
-                             max(box[2] - box[0], box[3] - box[1]), landmarks=own[i])
+                             max(box[2] - box[0], box[3] - box[1]), landmarks=own[i], silhouette=sil,
+                             vertices=verts[i])
             dv = self._fitter.vertex_shift(ik.betas[i], r)
             verts[i] += dv
             t[i] += dv.mean(0)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from realtime_hmr.crop import Roi, iou, roi_from_alignment
-from realtime_hmr.types import Person
+from realtime_hmr.crop import Roi, crop_matrix, iou, roi_from_alignment
+from realtime_hmr.types import Person, Silhouette
 
 log = logging.getLogger(__name__)
 N_BODY = 33
@@ -62,7 +62,7 @@ class TrackerConfig:
     match_iou: float = 0.3  # a detection whose ROI overlaps a track's ROI this much is that track's person
     merge_iou: float = 0.5  # two tracks whose landmark boxes overlap this much are one person
     reacquire_frames: int = 15  # a lost id is given back to a detection at its last place within this many frames
-    mask: bool = False  # also compute the segmentation mask (PoseTracker.last_mask)
+    mask: bool = False  # also segment: PoseTracker.last_mask (all persons) and each Person's silhouette
     smooth_roi: bool = True  # one-euro filter on the ROI's alignment points, as MediaPipe's video mode
     roi_scale: float = 1.25
 
@@ -177,10 +177,18 @@ class PoseTracker:
             keep.append((track, i))
         keep = self._merge(keep)
         self.tracks = [t for t, _ in keep]
+        size = (img.shape[1], img.shape[0])
+
+        def silhouette(i):
+            if lm.crop_masks is None:
+                return None
+            probs = lm.crop_masks[i]
+            return Silhouette(probs, crop_matrix(lm.rois[i], (probs.shape[1], probs.shape[0])), size)
+
         return [Person(id=t.id, box=t.box.astype(np.float32), score=float(lm.score[i]),
                        landmarks_2d=lm.image[i, :N_BODY].copy(), landmarks_world=lm.world[i, :N_BODY].copy(),
                        visibility=lm.visibility[i, :N_BODY].copy(),
-                       features=None if lm.features is None else lm.features[i].copy())
+                       features=None if lm.features is None else lm.features[i].copy(), silhouette=silhouette(i))
                 for t, i in sorted(keep, key=lambda k: k[0].id)]
 
     def stage(self, frame, persons: list) -> list[Person]:

@@ -18,6 +18,15 @@ class Frame:
 
 
 @dataclass
+class Silhouette:
+    """A person's segmentation by the landmark network: probabilities in its crop, and where that crop lies."""
+
+    probs: np.ndarray  # (h, w) float32 in [0, 1], crop pixels
+    crop_from_image: np.ndarray  # (2, 3) affine map: image pixel -> crop pixel
+    image_size: tuple[int, int]  # (W, H) of the frame
+
+
+@dataclass
 class Person:
     """One person found in a frame: box, 2D/3D landmarks and, once a mesh model has run, the body."""
 
@@ -29,6 +38,7 @@ class Person:
     visibility: np.ndarray | None = None  # (33,)
     body: BodyResult | None = None
     features: np.ndarray | None = None  # (20, 288) the landmark net's image features (crop frame), for the mesh model
+    silhouette: Silhouette | None = None  # where the tracker segments (TrackerConfig.mask): for the mesh model's fit
 
 
 @dataclass

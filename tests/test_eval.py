@@ -160,6 +160,22 @@ def test_eval_clip_swaps_and_acceleration_error():
     assert np.allclose(ec.accel_error(jitter, gt, ok), [0.01])
 
 
+def test_eval_synthetic_silhouette(tmp_path):
+    """--silhouette: the tracker segments and the fit (which it turns on) uses the silhouettes; the report says so."""
+    require_renderer()
+    import json
+
+    from realtime_hmr.cli import main
+
+    report = tmp_path / "r.json"
+    assert main(["eval", "synthetic", "--n", "2", "--seed", "12", "--width", "192", "--height", "144", "--silhouette",
+                 "--no-progress", "--report", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert "segmenting" in r["perception"]["name"] and r["command"].endswith("--seed 12 --silhouette")
+    if r["mpjpe_mm"] is not None:
+        assert r["mesh_model"]["fit_2d"] and r["mesh_model"]["fit_silhouette"]
+
+
 def test_eval_clip_on_the_bundled_clip(tmp_path):
     """A few frames of the demo clip against its ground truth: both people found, errors in a sane range."""
     from realtime_hmr.mesh import MeshRecovery

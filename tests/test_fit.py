@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from realtime_hmr.body.fit import LandmarkFit
+from realtime_hmr.body.fit import LandmarkFit, SilhouetteTarget
 from tests.test_mesh_geometry import _Fixed, camera, project
 
 TO_CAM = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # body (Z up, -Y front) facing an OpenCV camera
@@ -116,6 +116,78 @@ def test_fit_moves_the_mesh_it_is_given_when_the_rig_has_another_shape(body, fit
     assert np.median(px(good)) < 1.0 and np.median(px(bad)) > 3 * np.median(px(good))
 
 
+def silhouette_of(body, verts, K, size=(640, 480)) -> np.ndarray:
+    """The body's silhouette (H, W) bool: its faces filled in the image."""
+    import cv2
+
+    uv = np.round(project(verts, K) * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+    mask = np.zeros(size[::-1], np.uint8)
+    for tri in uv[body.faces]:  # one by one: fillPoly's even-odd rule would cancel overlapping faces
+        cv2.fillConvexPoly(mask, tri, 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def test_silhouette_points_and_jacobian(body, fitter):
+    """With a silhouette the fit's points are the 33 landmarks then a fixed subset of the vertices, and the analytic
+    Jacobian covers them all."""
+    rng = np.random.default_rng(7)
+    D = Rotation.from_rotvec(rng.normal(0, 0.3, (body.n_bones, 3))).as_matrix()
+    d0, betas = rng.normal(size=3), rng.normal(size=body.n_betas)
+    basis = fitter.basis(betas, silhouette=True)
+    x, W, T = fitter.landmarks(D, d0, basis)
+    verts = body.skin(D, d0, betas)
+    np.testing.assert_allclose(x[:33], body.joints(verts, "mediapipe33"), atol=1e-9)
+    np.testing.assert_allclose(x[33:], verts[fitter.sil_vertices], atol=1e-9)
+    J = fitter.jacobian(W, T, basis)
+    eps, k = 1e-6, 3 * fitter.sel.tolist().index(body.bone_names.index("lowerarm01.L")) + 1
+    i, axis = divmod(k, 3)
+    Dk = D.copy()
+    Dk[fitter.sel[i]] = Rotation.from_rotvec(np.eye(3)[axis] * eps).as_matrix() @ D[fitter.sel[i]]
+    num = (fitter.landmarks(Dk, d0, basis)[0] - x) / eps
+    assert np.abs(num).max() > 0.1  # the forearm moves some of the points
+    np.testing.assert_allclose(J[..., k], num, atol=1e-5)
+
+
+def test_silhouette_target_from_a_mask():
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 30:50] = True
+    unknown = np.zeros_like(mask)
+    unknown[:, :5] = True  # beyond the frame's edge
+    t = SilhouetteTarget.from_mask(mask, origin=(100, 200), samples=50, unknown=unknown)
+    assert t.dist[15, 40] == 0 and t.dist[15, 20] == pytest.approx(10.0) and t.dist[15, 2] == 0
+    x, y = (t.points - (100, 200)).astype(int).T
+    assert len(t.points) == 50 and mask[y, x].all()
+    assert t.grad[0, 15, 20] == pytest.approx(-1.0)  # the distance falls towards the silhouette
+    empty = SilhouetteTarget.from_mask(np.zeros((8, 8), bool))
+    assert len(empty.points) == 0  # nothing to fit to: the fit leaves the silhouette terms out
+
+
+def test_silhouette_recovers_a_limb_the_landmarks_miss(body, fitter):
+    """A forearm turned across the image whose wrist and hand landmarks are not seen: the landmarks cannot bring it
+    back; the person's silhouette does."""
+    K = camera(F)
+    D_true, d0 = placed_pose(body, seed=8)
+    betas = np.zeros(body.n_betas)
+    truth = body.skin(D_true, d0, betas)
+    xy = project(body.joints(truth, "mediapipe33"), K)
+    vis = np.ones(33)
+    vis[[15, 17, 19, 21]] = 0.0  # left wrist, pinky, index, thumb: not seen
+    D_off = turn_in_image(body, D_true, d0, ("lowerarm01.L",), (15,), (25.0,))
+    sil = SilhouetteTarget.from_mask(silhouette_of(body, truth, K))
+    forearm = np.asarray(body.weights[:, [body.bone_names.index(b) for b in ("lowerarm01.L", "wrist.L")]]
+                         .sum(1)).ravel() > 0.5
+    err = lambda v: np.linalg.norm(v - truth, axis=1)[forearm].mean()  # noqa: E731
+    start = body.skin(D_off, d0, betas)
+    plain = fitter(D_off, d0, betas, xy, vis, K, scale_px=400.0)
+    with_sil = fitter(D_off, d0, betas, xy, vis, K, scale_px=400.0, silhouette=sil, vertices=start)
+    e0 = err(start)
+    e_plain = err(start + fitter.vertex_shift(betas, plain))
+    e_sil = err(start + fitter.vertex_shift(betas, with_sil))
+    assert e0 > 0.05 and e_plain > 0.7 * e0  # the landmarks alone leave the forearm where it was
+    assert e_sil < e0 / 3
+    assert np.linalg.norm(start + fitter.vertex_shift(betas, with_sil) - truth, axis=1).mean() < 0.01
+
+
 def test_fit_with_nothing_visible_keeps_the_body(body, fitter):
     K = camera(F)
     D, d0 = placed_pose(body, seed=2)
@@ -167,6 +239,43 @@ def test_mesh_recovery_fit_moves_the_body_onto_the_landmarks(body):
     assert "fit_px" not in plain.extras
     with pytest.raises(ValueError, match="deterministic"):
         MeshRecovery(tracker=None, mode="stochastic", step=object(), fit=True, **fixed)
+
+
+def test_mesh_recovery_fit_uses_the_person_silhouette(body):
+    """MeshRecovery(fit=True, silhouette=True) fits each person on its own silhouette (the tracker's segmentation in
+    its crop): a forearm whose landmarks are not seen comes back; without silhouettes it is a clear error."""
+    from realtime_hmr.mesh import MeshRecovery
+    from realtime_hmr.types import Person, Silhouette
+
+    K = camera(F)
+    D_true, d0 = placed_pose(body, seed=8)
+    truth = body.skin(D_true, d0)
+    off = body.skin(turn_in_image(body, D_true, d0, ("lowerarm01.L",), (15,), (25.0,)), d0)
+    R = TO_CAM
+    canon = (off - off.mean(0)) @ R
+    lm = body.joints(truth, "mediapipe33")
+    vis = np.ones(33)
+    vis[[15, 17, 19, 21]] = 0.0  # left wrist and hand: not seen
+    crop_from_image = np.array([[0.5, 0, -100.0], [0, 0.5, 0.0]])  # a crop at half size, from x = 200
+    mask = silhouette_of(body, truth, K)[:, 200:][::2, ::2].astype(np.float32)
+    person = Person(id=1, box=np.r_[project(lm, K).min(0), project(lm, K).max(0)], score=1.0,
+                    landmarks_2d=np.c_[project(lm, K), np.zeros(33)], landmarks_world=lm - lm[23:25].mean(0),
+                    visibility=vis, silhouette=Silhouette(mask, crop_from_image, (640, 480)))
+    fixed = dict(decoder=_Fixed({"tokens": np.zeros(54, np.int64), "tokens_argmax": np.zeros(54, np.int64),
+                                 "rot6": np.concatenate([R[:, 0], R[:, 1]])}),
+                 vq_decoder=_Fixed({"vertices": canon.astype(np.float32)}), body=body, camera_matrix=K)
+    forearm = np.asarray(body.weights[:, [body.bone_names.index(b) for b in ("lowerarm01.L", "wrist.L")]]
+                         .sum(1)).ravel() > 0.5
+    err = lambda v: np.linalg.norm(v - truth, axis=1)[forearm].mean()  # noqa: E731
+    fit = MeshRecovery(tracker=None, fit=True, **fixed).recover([person], K)[0].body
+    sil = MeshRecovery(tracker=None, fit=True, silhouette=True, **fixed).recover([person], K)[0].body
+    assert err(off) > 0.05 and err(fit.vertices) > 0.7 * err(off) and err(sil.vertices) < err(off) / 2
+    with pytest.raises(ValueError, match="fit=True"):
+        MeshRecovery(tracker=None, silhouette=True, **fixed)
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="mask=True"):
+        MeshRecovery(tracker=None, fit=True, silhouette=True, **fixed).recover([replace(person, silhouette=None)], K)
 
 
 def test_rotvec_is_the_log_map():

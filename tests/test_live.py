@@ -156,8 +156,31 @@ def test_perception_settings_reach_the_tracker(tmp_path):
         mesh = dict(pipe.stages)["mesh"].__self__
         assert mesh.tracker is tracker and mesh.mirror_test  # --flip-test mirrors the decoder's input too
         assert mesh.fit  # --fit: each body refined on its 2D landmarks
+        assert not mesh.silhouette and not tracker.cfg.mask
     finally:
         pipe.capture.stop()
+
+
+def test_silhouette_flag_segments_and_fits(tmp_path):
+    """--silhouette: the tracker segments each person and the fit (turned on by it) matches the silhouettes; the same
+    from the TOML file's [mesh] silhouette."""
+    from realtime_hmr.cli import build_parser, live_config
+    from realtime_hmr.config import MeshConfig, load_config
+    from realtime_hmr.live import Outputs, build
+
+    args = build_parser().parse_args(["run", "--source", str(DEMO), "--zmq", "off", "--silhouette"])
+    cfg = live_config(args)
+    assert cfg.mesh.silhouette and cfg.mesh.fit
+    pipe = build(cfg.replace("capture", source=args.source), Outputs())
+    try:
+        tracker = dict(pipe.stages)["perception"].tracker
+        mesh = dict(pipe.stages)["mesh"].__self__
+        assert tracker.cfg.mask and mesh.fit and mesh.silhouette
+    finally:
+        pipe.capture.stop()
+    (tmp_path / "c.toml").write_text("[mesh]\nsilhouette = true\n")
+    assert load_config(tmp_path / "c.toml").mesh.fit
+    assert MeshConfig(silhouette=True).fit and not MeshConfig().fit
 
 
 def test_documented_config_example_loads(tmp_path):

@@ -137,7 +137,21 @@ def test_nomask_model_agrees_and_refuses_masks(tracker_parts):
     with pytest.raises(ValueError, match="segmentation"):
         fast(img, [roi], mask=True)
     tr = load_pose_tracker(threads=1, mask=True)
-    assert len(tr(img)) == 1 and tr.last_mask.shape == img.shape[:2]
+    persons = tr(img)
+    assert len(persons) == 1 and tr.last_mask.shape == img.shape[:2]
+    # each person carries its own silhouette; over a window around its box it is the frame's mask
+    from realtime_hmr.crop import silhouette_window
+
+    sil = persons[0].silhouette
+    assert sil is not None and sil.image_size == (img.shape[1], img.shape[0])
+    mask, (x0, y0), unknown = silhouette_window(sil, persons[0].box)
+    h, w = mask.shape
+    frame = np.zeros((h, w), bool)
+    ys, xs = slice(max(y0, 0), min(y0 + h, img.shape[0])), slice(max(x0, 0), min(x0 + w, img.shape[1]))
+    frame[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = tr.last_mask[ys, xs] > 0.5
+    assert mask.sum() > 1000 and (mask & frame).sum() / (mask | frame).sum() > 0.98
+    assert not (mask & unknown).any()
+    assert load_pose_tracker(threads=1)(img)[0].silhouette is None  # no segmentation asked for: none
 
 
 def test_cli_landmarks_on_a_small_video(tmp_path):

@@ -101,7 +101,7 @@ def _add(acc: dict, world33, image33, s: dict, source: str) -> None:
 
 
 def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected", tracker=None,
-                mirror_test: bool = False, fit: bool = False):
+                mirror_test: bool = False, fit: bool = False, silhouette: bool = False):
     """The product's mesh model (``realtime_hmr.mesh.MeshRecovery``, exported as ``realtime_hmr.MeshRecovery``; the
     decoder in ``mega_dir`` where given; on ``tracker`` where given), or (None, reason)."""
     try:
@@ -110,19 +110,19 @@ def _mesh_model(mega_dir=None, refine: bool = True, decode: str = "expected", tr
         return None, f"no mesh model in this build yet (realtime_hmr.mesh.MeshRecovery: {e})"
     try:
         return MeshRecovery.load(backend="auto", mega_dir=mega_dir, refine=refine, decode=decode,
-                                 tracker=tracker, mirror_test=mirror_test, fit=fit), None
+                                 tracker=tracker, mirror_test=mirror_test, fit=fit, silhouette=silhouette), None
     except (FileNotFoundError, RuntimeError, ValueError) as e:
         return None, f"mesh model could not be loaded: {e}"
 
 
-def _perception(flip_test: bool = False, tiles: tuple[int, int] = (1, 1)):
+def _perception(flip_test: bool = False, tiles: tuple[int, int] = (1, 1), mask: bool = False):
     try:
         from realtime_hmr.landmarks import load_pose_tracker
 
         tracker = load_pose_tracker("auto", None, 1, detect_every=1, max_persons=4, flip_test=flip_test,
-                                    tiles=tiles)
+                                    tiles=tiles, mask=mask)
         return tracker, ("realtime_hmr PoseTracker (BlazePose ONNX port, onnxruntime" +
-                         (", flip test" if flip_test else "") +
+                         (", flip test" if flip_test else "") + (", segmenting" if mask else "") +
                          (f", detector tiles {tiles[0]}x{tiles[1]})" if tiles != (1, 1) else ")"))
     except (ImportError, FileNotFoundError, RuntimeError) as e:
         log.warning("own perception stack unavailable (%s): MediaPipe legacy stands in", e)
@@ -155,12 +155,13 @@ def stochastic_summary(acc: dict) -> dict:
 def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384, 288), progress: bool = True,
                        samples: int = 0, mega_dir=None, refine: bool = True, decode: str = "expected",
                        flip_test: bool = False, temperature: float = 1.0, fit: bool = False,
-                       tiles: tuple[int, int] | str = (1, 1)) -> dict:
+                       tiles: tuple[int, int] | str = (1, 1), silhouette: bool = False) -> dict:
     """``flip_test``: test-time mirroring, as ``run --flip-test``: our landmarks averaged with those of the mirrored
     crop, and the deterministic body with the one decoded from the mirror image; the MediaPipe baseline is MediaPipe's
     own pipeline either way. ``fit``: the deterministic body refined on the 2D landmarks, as ``run --fit``
     (stochastic mode, when asked for, starts from the unfitted decoder and is compared with the fitted body).
-    ``tiles``: the person detector's tiles, as ``run --tiles`` (more people found, not the same set)."""
+    ``tiles``: the person detector's tiles, as ``run --tiles`` (more people found, not the same set).
+    ``silhouette``: the fit also matches each person's silhouette, as ``run --silhouette`` (implies ``fit``)."""
     import cv2
     from rich.progress import track
 
@@ -173,12 +174,14 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
     rng = shard_rng(seed, EVAL, 0)
     rot, betas, src = maker.draw_people(n, rng)
     tiles = parse_tiles(tiles)
-    tracker, perception_name = _perception(flip_test, tiles)
-    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test, fit=fit)
+    fit = fit or silhouette
+    tracker, perception_name = _perception(flip_test, tiles, mask=silhouette)
+    mesh, mesh_reason = _mesh_model(mega_dir, refine, decode, tracker, mirror_test=flip_test, fit=fit,
+                                    silhouette=silhouette)
     sto = None
     if mesh is not None and samples > 0 and mesh.step is not None:
         sto = mesh.variant(mode="stochastic", samples=samples, seed=seed, temperature=temperature, mirror_test=False,
-                           fit=False)
+                           fit=False, silhouette=False)
     sacc = {k: [] for k in ("det", "det_pa", "mean", "mean_pa", "best", "best_pa", "fit", "fit_pa", "unc", "vis",
                             "err")}
     sacc["samples"] = samples
@@ -280,10 +283,11 @@ def evaluate_synthetic(n: int = 100, seed: int = 0, size: tuple[int, int] = (384
                    + ("" if refine else " --no-refine")
                    + ("" if decode == "expected" else f" --decode {decode}")
                    + (f" --mega-dir {mega_dir}" if mega_dir else "") + (" --flip-test" if flip_test else "")
-                   + (" --fit" if fit else "") + (f" --tiles {tiles[0]}x{tiles[1]}" if tiles != (1, 1) else ""),
+                   + (" --fit" if fit and not silhouette else "") + (" --silhouette" if silhouette else "")
+                   + (f" --tiles {tiles[0]}x{tiles[1]}" if tiles != (1, 1) else ""),
         "mesh_model": None if mesh is None else {"decoder": str(mega_dir or "shipped"), "refine_pnp": refine,
                                                   "deterministic_tokens": decode, "mirror_test": flip_test,
-                                                  "fit_2d": fit},
+                                                  "fit_2d": fit, "fit_silhouette": silhouette},
     }
     if mesh is None:
         report["reason"] = mesh_reason

@@ -7,7 +7,8 @@ decoder, or ``--mega-dir``), one image at a time; every body found is rendered s
 the decoder assumed (``MeshRecovery.camera``: the focal length is a guess, the video has no calibration) and blended
 over the frame. Each tile is the frame on the left and the overlay on the right, cropped around the people. With
 ``--mode stochastic`` the mesh is coloured by its per-vertex uncertainty (blue: samples agree, red: 10 cm or more
-apart). With ``--fit`` a third panel shows the same bodies refined on the 2D landmarks (``run --fit``).
+apart). With ``--fit`` a panel shows the same bodies refined on the 2D landmarks (``run --fit``), with
+``--silhouette`` one refined on the 2D landmarks and each person's silhouette (``run --silhouette``).
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def main(argv=None) -> int:
     ap.add_argument("--mega-dir", default=None,
                     help="a decoder written by `realtime-hmr train mega` (default: the shipped one)")
     ap.add_argument("--fit", action="store_true",
-                    help="add a third panel: the same bodies refined on the 2D landmarks (run --fit)")
+                    help="add a panel: the same bodies refined on the 2D landmarks (run --fit)")
+    ap.add_argument("--silhouette", action="store_true",
+                    help="add a panel: the same bodies fitted on the 2D landmarks and silhouettes (run --silhouette)")
     a = ap.parse_args(argv)
-    if a.fit and a.mode != "deterministic":
+    if (a.fit or a.silhouette) and a.mode != "deterministic":
         raise SystemExit("--fit refines the deterministic body: leave --mode at deterministic")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cap = cv2.VideoCapture(a.video)
@@ -82,7 +85,12 @@ def main(argv=None) -> int:
     if not cap.isOpened() or total <= 0:
         raise SystemExit(f"cannot read video {a.video}")
     mr = MeshRecovery.load(backend="onnxruntime", mega_dir=a.mega_dir, mode=a.mode)
-    fitted = mr.variant(fit=True) if a.fit else None
+    if a.silhouette:  # the same models on a tracker that segments
+        from realtime_hmr.landmarks import load_pose_tracker
+
+        mr = mr.variant(tracker=load_pose_tracker("onnxruntime", None, None, 10, 4, mask=True))
+    fitted = ([("--fit", mr.variant(fit=True))] if a.fit else []) + \
+        ([("--silhouette", mr.variant(fit=True, silhouette=True))] if a.silhouette else [])
     renderer = None
     tiles = []
     for idx in np.linspace(0, total - 1, a.frames + 2)[1:-1].round().astype(int):  # skip the very first/last
@@ -95,8 +103,8 @@ def main(argv=None) -> int:
         K = mr.camera(frame)
         persons = [p for p in mr(frame, K) if p.body is not None]
         overs = [blend(frame, render_bodies(renderer, persons, K, (w, h), uncertainty=a.mode == "stochastic"))]
-        if fitted is not None:
-            overs.append(blend(frame, render_bodies(renderer, [p for p in fitted(frame, K) if p.body is not None], K,
+        for _, model in fitted:
+            overs.append(blend(frame, render_bodies(renderer, [p for p in model(frame, K) if p.body is not None], K,
                                                     (w, h))))
         if persons:  # crop to the people (with a margin): a small figure in a wide frame is hard to judge
             pts = np.concatenate([q.landmarks_2d[:, :2] for q in persons])
@@ -109,8 +117,8 @@ def main(argv=None) -> int:
         tile = np.concatenate([frame, *overs], 1)
         cv2.putText(tile, f"frame {idx}: {len(persons)} bod{'y' if len(persons) == 1 else 'ies'}", (8, 24),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
-        if fitted is not None:
-            for k, text in ((1, "decoded"), (2, "--fit")):
+        if fitted:
+            for k, text in enumerate(["decoded"] + [label for label, _ in fitted], 1):
                 cv2.putText(tile, text, (k * frame.shape[1] + 8, tile.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
                             (255, 255, 255), 2, cv2.LINE_AA)
         s = a.tile_height / tile.shape[0]
