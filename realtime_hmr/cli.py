@@ -144,7 +144,7 @@ def cmd_data_synth(args) -> int:
 
 
 FIT_HELP = ("deterministic mode: refine each body's pose on its 2D landmarks (robust reprojection fit, kept near "
-            "the decoded body); about 5-7 % more accurate, about 10 ms more per person on one CPU core")
+            "the decoded body); about 4-6 % more accurate, about 10-14 ms more per person on one CPU core")
 SILHOUETTE_HELP = ("deterministic mode: the fit (implies --fit) also matches each person's silhouette, which the "
                    "landmark network then segments (its larger model with the mask branch); slower, for recorded clips")
 FLIP_HELP = ("test-time mirroring: each person's landmark crop, and in deterministic mode the mesh decoder's input, "
