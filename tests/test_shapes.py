@@ -54,3 +54,30 @@ def test_deterministic():
     a, b = sample_shapes(10, np.random.default_rng(3)), sample_shapes(10, np.random.default_rng(3))
     assert np.array_equal(a.params, b.params)
     assert not np.array_equal(a.params, sample_shapes(10, np.random.default_rng(4)).params)
+
+
+def test_anny_betas_hold_in_any_blendshape_basis(shapes):
+    """Phenotype bodies of the installed Anny map to betas in vertex space: the body they give matches Anny's rest mesh
+    (the shape space's own error), and another basis for the same blendshapes gives the same betas."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from realtime_hmr.body import Body
+    from realtime_hmr.train import rig as R
+    from realtime_hmr.train.shapes import anny_betas
+
+    body, m = Body.load(), R.anny_model()
+    kw = {k: torch.tensor(shapes.params[:40, i], dtype=torch.float64) for i, k in enumerate(PHENOTYPES)}
+    with torch.no_grad():
+        c = m.get_phenotype_blendshape_coefficients(**kw).double().numpy()
+    betas = anny_betas(body, m, c)
+    blend = m.blendshapes.double().numpy()
+    rest_anny = np.einsum("nk,kvd->nvd", c, blend) + m.template_vertices.double().numpy()
+    rest = body.template[None] + np.einsum("nk,kvd->nvd", betas, body.shape_dirs)
+    err = np.linalg.norm(rest - rest_anny, axis=-1)
+    assert err.mean() < 1e-3 and err.max() < 0.01  # metres: 20 shape directions (0.3 mm mean, a few mm at worst)
+    q = np.linalg.qr(np.random.default_rng(0).normal(size=(len(blend), len(blend))))[0]  # another orthonormal basis
+    other = SimpleNamespace(blendshapes=torch.as_tensor(np.einsum("jk,kvd->jvd", q.T, blend)),
+                            template_vertices=m.template_vertices)
+    np.testing.assert_allclose(anny_betas(body, other, c @ q), betas, atol=1e-6)

@@ -88,8 +88,6 @@ class SceneMaker:
                 raise ValueError(f"labeler must be 'mediapipe' or 'port', not {cfg.labeler!r}")
             labeler = (PortLabeler if cfg.labeler == "port" else MediaPipeLabeler)(cfg.segmentation)
         self.labeler = labeler or None
-        z = np.load(Path(__file__).resolve().parents[1] / "assets" / "body.npz")
-        self.coeff_mean, self.coeff_dirs = z["shape_coeff_mean"], z["shape_coeff_dirs"]
 
     # -- pose and shape sources ----------------------------------------------------------------------------------
     def mocap(self):
@@ -127,13 +125,13 @@ class SceneMaker:
         import torch
 
         from realtime_hmr.train.rig import anny_model
-        from realtime_hmr.train.shapes import PHENOTYPES, sample_shapes
+        from realtime_hmr.train.shapes import PHENOTYPES, anny_betas, sample_shapes
 
         sh = sample_shapes(n, rng)
         kw = {k: torch.tensor(sh.params[:, i], dtype=torch.float32) for i, k in enumerate(PHENOTYPES)}
         with torch.no_grad():
             c = anny_model().get_phenotype_blendshape_coefficients(**kw).double().numpy()
-        return np.linalg.lstsq(self.coeff_dirs.T, (c - self.coeff_mean).T, rcond=None)[0].T
+        return anny_betas(self.body, anny_model(), c)
 
     # -- one image -----------------------------------------------------------------------------------------------
     def place(self, rot, betas, xy) -> tuple[np.ndarray, np.ndarray]:

@@ -65,24 +65,17 @@ class ShapeSampler:
 
         from realtime_hmr.train import rig as R
 
-        m = R.anny_model().to(torch.float64)
-        self.model, self.body = m, body
-        B = m.blendshapes.numpy().reshape(m.blendshapes.shape[0], -1)  # (136, 3V)
-        D = body.shape_dirs.reshape(body.n_betas, -1)
-        # betas of a coefficient vector c: least squares of its rest offset (c - mean) B on the shape directions
-        self.proj = np.linalg.lstsq(D.T, B.T, rcond=None)[0].T  # (136, 20)
-        with np.load(_body_asset(), allow_pickle=False) as z:
-            self.mean = z["shape_coeff_mean"]
+        self.model, self.body = R.anny_model().to(torch.float64), body
 
     def phenotype_betas(self, params: np.ndarray) -> np.ndarray:
         import torch
 
-        from realtime_hmr.train.shapes import PHENOTYPES
+        from realtime_hmr.train.shapes import PHENOTYPES, anny_betas
 
         kw = {k: torch.as_tensor(params[:, i], dtype=torch.float64) for i, k in enumerate(PHENOTYPES)}
         with torch.no_grad():
             c = self.model.get_phenotype_blendshape_coefficients(**kw).numpy()
-        return (c - self.mean) @ self.proj
+        return anny_betas(self.body, self.model, c)
 
     def sample(self, n: int, rng: np.random.Generator, phenotype_fraction: float = 0.5,
                age_years: tuple[float, float] = (3.0, 90.0)):
@@ -96,12 +89,6 @@ class ShapeSampler:
             betas[:k], age[:k] = self.phenotype_betas(sh.params.astype(np.float64)), sh.age_years
         perm = rng.permutation(n)
         return betas[perm], age[perm]
-
-
-def _body_asset() -> Path:
-    from realtime_hmr.body.model import ASSET
-
-    return ASSET
 
 
 def canonical(rotations: np.ndarray) -> np.ndarray:
