@@ -400,8 +400,7 @@ class MeshRecovery:
         """Each body's pose refined on its 2D landmarks (:class:`realtime_hmr.body.fit.LandmarkFit`), and with
         ``silhouette`` on its silhouette (the window around its box, :func:`realtime_hmr.crop.silhouette_window`); the
         mesh moves by the change of the rig's skinning, so what the rig does not model stays as decoded. Returns the
-        vertices,
-        translations, bone frames and each fit's median reprojection error (px) before and after."""
+        vertices, translations, bone frames and each fit's median reprojection error (px) before and after."""
         from realtime_hmr.body.fit import LandmarkFit, SilhouetteTarget
         from realtime_hmr.crop import silhouette_window
 

@@ -164,8 +164,8 @@ class LandmarkFit:
 
     def basis(self, betas: np.ndarray, silhouette: bool = False) -> tuple:
         """Per shape: c (n, B, 4) with point l = sum_b T_b c_lb (the 33 landmarks, then with ``silhouette`` the
-        silhouette's vertices), the rest heads and orientations, and what the Jacobian reuses (c as a sparse
-        (n, B * 4) matrix: each point hangs on a few bones; each point's skin weight below each fitted bone)."""
+        silhouette's vertices) as a sparse (n, B * 4) matrix (each point hangs on a few bones) with what the Jacobian
+        reuses (each point's skin weight below each fitted bone, and in all), and the rest heads and orientations."""
         key = np.ascontiguousarray(betas, np.float64).tobytes() + bytes([silhouette])
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -180,9 +180,9 @@ class LandmarkFit:
                                                     shape=(k, b.n_vertices))]).tocsr()
         C = np.stack([(J @ b.weights.multiply(Xh[:, k:k + 1])).toarray() for k in range(4)], -1)
         heads, R = b.rest_frame(np.asarray(betas, np.float64)[None])
-        pre = {"sparse": sparse.csr_matrix(C.reshape(len(C), -1)), "below": C[..., 3] @ self.below.T,
-               "total": C[..., 3].sum(1)}
-        self._cache[key] = out = (C, heads, R, pre)
+        c = {"sparse": sparse.csr_matrix(C.reshape(len(C), -1)), "below": C[..., 3] @ self.below.T,
+             "total": C[..., 3].sum(1)}
+        self._cache[key] = out = (c, heads, R)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return out
@@ -190,25 +190,25 @@ class LandmarkFit:
     def landmarks(self, D: np.ndarray, d0: np.ndarray, basis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Landmarks (33, 3; then the silhouette's vertices where the basis has them), and the bone poses W and
         skinning transforms T (B, 3, 4) of one body."""
-        heads, R, pre = basis[1:]
+        c, heads, R = basis
         W, T = kin.forward(D[None], d0[None], R, heads, self.body.reference, self.body.bone_parents, self.body.levels)
-        return pre["sparse"] @ np.swapaxes(T[0], 1, 2).reshape(-1, 3), W[0], T[0]
+        return c["sparse"] @ np.swapaxes(T[0], 1, 2).reshape(-1, 3), W[0], T[0]
 
     def jacobian(self, W: np.ndarray, T: np.ndarray, basis) -> np.ndarray:
         """d points / d (omega of each selected bone, root translation): (n, 3, 3 * len(sel) + 3)."""
-        pre = basis[3]
-        n, nsel, B = pre["sparse"].shape[0], len(self.sel), len(T)
+        c = basis[0]
+        n, nsel, B = c["sparse"].shape[0], len(self.sel), len(T)
         U, parents = self.body.reference, self.body.bone_parents
         # S[l, c] = sum over the bones b below c of T_b c_lb: one sparse product, (n, B * 4) x (B * 4, nsel * 3)
-        S = (pre["sparse"] @ np.einsum("cb,bik->bkci", self.below, T).reshape(B * 4, nsel * 3)).reshape(n, nsel, 3)
-        rel = S - pre["below"][..., None] * W[self.sel, :, 3][None]  # about each selected bone's posed head
+        S = (c["sparse"] @ np.einsum("cb,bik->bkci", self.below, T).reshape(B * 4, nsel * 3)).reshape(n, nsel, 3)
+        rel = S - c["below"][..., None] * W[self.sel, :, 3][None]  # about each selected bone's posed head
         # omega in the reference axes of the parent -> world axis: a = W_p,rot U_p^T omega (root: U_0^T omega)
         par = parents[self.sel]
         A = np.where((par >= 0)[:, None, None], W[np.maximum(par, 0), :, :3], np.eye(3)) @ \
             np.swapaxes(U[np.where(par >= 0, par, self.sel)], -1, -2)
         # d x / d omega_j = (A e_j) x rel: a turn about A's column j moves the point across its lever
         Jw = np.cross(np.swapaxes(A, 1, 2)[None], rel[:, :, None, :]).transpose(0, 3, 1, 2).reshape(n, 3, -1)
-        Jt = pre["total"][:, None, None] * U[0].T[None]  # W_0's translation is U_0^T d_0
+        Jt = c["total"][:, None, None] * U[0].T[None]  # W_0's translation is U_0^T d_0
         return np.concatenate([Jw, Jt], -1)
 
     def _robust(self, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
