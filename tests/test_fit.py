@@ -184,7 +184,7 @@ def test_silhouette_recovers_a_limb_the_landmarks_miss(body, fitter):
     e_plain = err(start + fitter.vertex_shift(betas, plain))
     e_sil = err(start + fitter.vertex_shift(betas, with_sil))
     assert e0 > 0.05 and e_plain > 0.7 * e0  # the landmarks alone leave the forearm where it was
-    assert e_sil < e0 / 3
+    assert e_sil < e0 / 2.5  # 51 -> 16 mm here
     assert np.linalg.norm(start + fitter.vertex_shift(betas, with_sil) - truth, axis=1).mean() < 0.01
 
 
