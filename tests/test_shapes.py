@@ -65,13 +65,13 @@ def test_anny_betas_hold_in_any_blendshape_basis(shapes):
 
     from realtime_hmr.body import Body
     from realtime_hmr.train import rig as R
-    from realtime_hmr.train.shapes import anny_betas
+    from realtime_hmr.train.shapes import AnnyBetas
 
     body, m = Body.load(), R.anny_model()
     kw = {k: torch.tensor(shapes.params[:40, i], dtype=torch.float64) for i, k in enumerate(PHENOTYPES)}
     with torch.no_grad():
         c = m.get_phenotype_blendshape_coefficients(**kw).double().numpy()
-    betas = anny_betas(body, m, c)
+    betas = AnnyBetas(body, m)(c)
     blend = m.blendshapes.double().numpy()
     rest_anny = np.einsum("nk,kvd->nvd", c, blend) + m.template_vertices.double().numpy()
     rest = body.template[None] + np.einsum("nk,kvd->nvd", betas, body.shape_dirs)
@@ -80,4 +80,4 @@ def test_anny_betas_hold_in_any_blendshape_basis(shapes):
     q = np.linalg.qr(np.random.default_rng(0).normal(size=(len(blend), len(blend))))[0]  # another orthonormal basis
     other = SimpleNamespace(blendshapes=torch.as_tensor(np.einsum("jk,kvd->jvd", q.T, blend)),
                             template_vertices=m.template_vertices)
-    np.testing.assert_allclose(anny_betas(body, other, c @ q), betas, atol=1e-6)
+    np.testing.assert_allclose(AnnyBetas(body, other)(c @ q), betas, atol=1e-6)

@@ -47,12 +47,21 @@ def sample_shapes(n: int, rng: np.random.Generator, age_years: tuple[float, floa
     return Shapes(params.astype(np.float32), years.numpy().astype(np.float32))
 
 
-def anny_betas(body, model, coeffs: np.ndarray) -> np.ndarray:
-    """Betas (n, n_betas) of the bodies that blendshape coefficients (n, K) of the installed Anny ``model`` give: their
-    rest meshes (Anny's template plus the blendshapes) less the body's template, least squares on its shape
-    directions. In vertex space, so it holds whatever basis this Anny build compacted its phenotype blendshapes into
-    (the asset's coefficient map, ``shape_coeff_*``, is in the basis of the build it came from)."""
-    blend = model.blendshapes.double().numpy().reshape(len(model.blendshapes), -1)
-    rest = np.asarray(coeffs, np.float64) @ blend + model.template_vertices.double().numpy().reshape(-1)
-    dirs = body.shape_dirs.reshape(body.n_betas, -1)
-    return np.linalg.lstsq(dirs.T, (rest - np.asarray(body.template, np.float64).reshape(-1)).T, rcond=None)[0].T
+
+class AnnyBetas:
+    """``AnnyBetas(body, model)(coeffs)``: betas (n, n_betas) of the bodies that blendshape coefficients (n, K) of the
+    installed Anny ``model`` give: their rest meshes (Anny's template plus the blendshapes) less the body's template,
+    least squares on its shape directions. In vertex space, so it holds whatever basis this Anny build compacted its
+    phenotype blendshapes into (the asset's coefficient map, ``shape_coeff_*``, is in the basis of the build it came
+    from). The projection is solved once, so a call costs a (n, K) x (K, n_betas) product."""
+
+    def __init__(self, body, model):
+        blend = model.blendshapes.double().numpy().reshape(len(model.blendshapes), -1)
+        template = np.asarray(body.template, np.float64).reshape(-1)
+        offset = model.template_vertices.double().numpy().reshape(-1) - template
+        dirs = body.shape_dirs.reshape(body.n_betas, -1)
+        sol = np.linalg.lstsq(dirs.T, np.concatenate([blend, offset[None]]).T, rcond=None)[0].T  # (K + 1, n_betas)
+        self.proj, self.offset = sol[:-1], sol[-1]
+
+    def __call__(self, coeffs: np.ndarray) -> np.ndarray:
+        return np.asarray(coeffs, np.float64) @ self.proj + self.offset

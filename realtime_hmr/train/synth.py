@@ -88,6 +88,7 @@ class SceneMaker:
                 raise ValueError(f"labeler must be 'mediapipe' or 'port', not {cfg.labeler!r}")
             labeler = (PortLabeler if cfg.labeler == "port" else MediaPipeLabeler)(cfg.segmentation)
         self.labeler = labeler or None
+        self._anny_betas = None  # phenotype coefficients -> betas, built on first use
 
     # -- pose and shape sources ----------------------------------------------------------------------------------
     def mocap(self):
@@ -125,13 +126,15 @@ class SceneMaker:
         import torch
 
         from realtime_hmr.train.rig import anny_model
-        from realtime_hmr.train.shapes import PHENOTYPES, anny_betas, sample_shapes
+        from realtime_hmr.train.shapes import PHENOTYPES, AnnyBetas, sample_shapes
 
         sh = sample_shapes(n, rng)
         kw = {k: torch.tensor(sh.params[:, i], dtype=torch.float32) for i, k in enumerate(PHENOTYPES)}
         with torch.no_grad():
             c = anny_model().get_phenotype_blendshape_coefficients(**kw).double().numpy()
-        return anny_betas(self.body, anny_model(), c)
+        if self._anny_betas is None:
+            self._anny_betas = AnnyBetas(self.body, anny_model())
+        return self._anny_betas(c)
 
     # -- one image -----------------------------------------------------------------------------------------------
     def place(self, rot, betas, xy) -> tuple[np.ndarray, np.ndarray]:

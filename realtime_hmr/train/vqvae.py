@@ -64,18 +64,20 @@ class ShapeSampler:
         import torch
 
         from realtime_hmr.train import rig as R
+        from realtime_hmr.train.shapes import AnnyBetas
 
         self.model, self.body = R.anny_model().to(torch.float64), body
+        self.to_betas = AnnyBetas(body, self.model)
 
     def phenotype_betas(self, params: np.ndarray) -> np.ndarray:
         import torch
 
-        from realtime_hmr.train.shapes import PHENOTYPES, anny_betas
+        from realtime_hmr.train.shapes import PHENOTYPES
 
         kw = {k: torch.as_tensor(params[:, i], dtype=torch.float64) for i, k in enumerate(PHENOTYPES)}
         with torch.no_grad():
             c = self.model.get_phenotype_blendshape_coefficients(**kw).numpy()
-        return anny_betas(self.body, self.model, c)
+        return self.to_betas(c)
 
     def sample(self, n: int, rng: np.random.Generator, phenotype_fraction: float = 0.5,
                age_years: tuple[float, float] = (3.0, 90.0)):
