@@ -158,7 +158,7 @@ def cmd_eval_synthetic(args) -> int:
     r = evaluate_synthetic(args.n, args.seed, (args.width, args.height), progress=not args.no_progress,
                            samples=args.stochastic, mega_dir=args.mega_dir, refine=not args.no_refine,
                            decode=args.decode, flip_test=args.flip_test, temperature=args.temperature,
-                           fit=args.fit or args.silhouette, tiles=args.tiles, silhouette=args.silhouette)
+                           fit=args.fit, tiles=args.tiles, silhouette=args.silhouette)
     r["machine"] = machine()  # the renders and the landmarks depend on the installed libraries' versions
     b = r["baseline"]["mediapipe_world"]
     ours = "ours: " + (f"PVE {r['pve_mm']} MPJPE {r['mpjpe_mm']} PA-MPJPE {r['pa_mpjpe_mm']} mm (12 limb joints: "
@@ -267,7 +267,7 @@ def live_config(args):
     cfg = load_config(args.config)
     cfg = cfg.replace("mesh", mode=args.mode, decode=args.decode,
                       mirror_test=(args.flip_test and args.mode == "deterministic") or cfg.mesh.mirror_test,
-                      fit=((args.fit or args.silhouette) and args.mode == "deterministic") or cfg.mesh.fit,
+                      fit=(args.fit and args.mode == "deterministic") or cfg.mesh.fit,  # silhouette implies it
                       silhouette=(args.silhouette and args.mode == "deterministic") or cfg.mesh.silhouette)
     cfg = cfg.replace("runtime", backend=args.backend, device=args.device)
     cfg = cfg.replace("perception", max_persons=args.max_persons, flip_test=args.flip_test or cfg.perception.flip_test,

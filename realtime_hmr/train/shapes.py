@@ -47,7 +47,6 @@ def sample_shapes(n: int, rng: np.random.Generator, age_years: tuple[float, floa
     return Shapes(params.astype(np.float32), years.numpy().astype(np.float32))
 
 
-
 class AnnyBetas:
     """``AnnyBetas(body, model)(coeffs)``: betas (n, n_betas) of the bodies that blendshape coefficients (n, K) of the
     installed Anny ``model`` give: their rest meshes (Anny's template plus the blendshapes) less the body's template,
