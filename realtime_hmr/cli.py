@@ -346,6 +346,68 @@ def add_live_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def cmd_pitch(args) -> int:
+    import numpy as np
+
+    from realtime_hmr import pitch as P
+    from realtime_hmr.offline import event_sheet, track_clip, tracks_from_recording
+
+    try:
+        up = P.CAMERA_UP if args.up == "camera" else np.array([float(v) for v in args.up.split(",")], np.float64)
+        if up.shape != (3,) or not np.linalg.norm(up) > 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--up: expected 'camera' or three numbers X,Y,Z in camera axes, got {args.up!r}") from None
+    if Path(args.clip).suffix == ".npz":
+        tracks = tracks_from_recording(args.clip, args.fps)
+    else:
+        from realtime_hmr.config import parse_tiles
+        from realtime_hmr.landmarks import load_pose_tracker
+        from realtime_hmr.mesh import MeshRecovery
+
+        device = None if args.device == "auto" else args.device
+        tracker = load_pose_tracker(args.backend, device, args.threads, 10, args.max_persons, parse_tiles(args.tiles))
+        mesh = MeshRecovery.load(args.backend, device, args.threads, args.max_persons, tracker=tracker, fit=args.fit)
+        tracks = track_clip(args.clip, mesh, fps=args.fps, max_frames=args.max_frames, progress=not args.no_progress)
+    if not tracks.joints:
+        raise ValueError(f"nobody was found in {args.clip}")
+    cfg = P.PitchConfig(cutoff_hz=args.cutoff, hand=args.hand)
+    if args.person is not None and args.person not in tracks.joints:
+        raise ValueError(f"no person {args.person} in {args.clip}; found {sorted(tracks.joints)}")
+    found, errors = {}, {}
+    for pid in [args.person] if args.person is not None else tracks.by_coverage():
+        if args.person is None and tracks.seen(pid) < 0.3 * tracks.frames:
+            errors[pid] = f"seen in {tracks.seen(pid)} of {tracks.frames} frames"
+            continue
+        try:
+            found[pid] = P.analyze(tracks.joints[pid], up, fps=tracks.fps, height=args.height, config=cfg)
+        except P.PitchError as e:
+            errors[pid] = str(e)
+    if not found:
+        print(f"realtime-hmr pitch: no pitch found in {args.clip}:", file=sys.stderr)
+        for pid, e in errors.items():
+            print(f"  person {pid}: {e}", file=sys.stderr)
+        write_report({"source": args.clip, "error": "no pitch found", "persons": {str(k): v for k, v in
+                                                                                 errors.items()}}, args.report)
+        return 1
+    pid = max(found, key=lambda k: found[k]["metrics"]["wrist_speed_release_m_s"])  # the pitcher throws hardest
+    report = {"source": args.clip, "person_id": pid, **found[pid]}
+    print(f"person {pid} of {len(tracks.joints)} found in {args.clip}")
+    print(P.summary(report))
+    if args.plot:
+        P.plot(report, args.plot)
+        log.info("plot written to %s", args.plot)
+    if args.frames_png:
+        if tracks.K is None:
+            raise ValueError("--frames-png needs the video, not a recording")
+        events = {k: None if v is None else v["frame"] for k, v in report["events"].items()}
+        event_sheet(tracks, pid, events, args.frames_png)
+        log.info("event frames written to %s", args.frames_png)
+    report["curves"] = {k: np.asarray(v).tolist() for k, v in report["curves"].items()}
+    write_report(report, args.report)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from realtime_hmr import bench
 
@@ -441,6 +503,31 @@ def build_parser() -> argparse.ArgumentParser:
     en_l.add_argument("--report", metavar="FILE")
     en_sub.add_parser("clear", help="remove every cached engine")
     en.set_defaults(func=cmd_engines)
+
+    pi = sub.add_parser("pitch", help="pitch events and metrics from a (high-frame-rate) clip, for coaches")
+    pi.add_argument("clip", help="a video file or image folder, or a recording from `run --record FILE.npz`")
+    pi.add_argument("--fps", type=float, metavar="F", help="the clip's real frame rate (slow-motion files often "
+                    "declare 30 for 240 fps footage)")
+    pi.add_argument("--person", type=int, metavar="ID", help="the pitcher's track id (default: whoever throws "
+                    "hardest among those seen in at least 30 %% of the frames)")
+    pi.add_argument("--hand", choices=("auto", "right", "left"), default="auto", help="throwing hand")
+    pi.add_argument("--height", type=float, metavar="M", help="the pitcher's height in metres (else estimated)")
+    pi.add_argument("--cutoff", type=float, default=15.0, metavar="HZ",
+                    help="low-pass cut-off for the joints (at most 0.4 x the frame rate)")
+    pi.add_argument("--up", default="camera", metavar="X,Y,Z",
+                    help="up in camera axes (x right, y down, z forward); 'camera' = a level camera (0,-1,0)")
+    pi.add_argument("--report", metavar="FILE.json", help="events, metrics and curves as JSON")
+    pi.add_argument("--plot", metavar="FILE.png", help="the curves with the events (needs matplotlib)")
+    pi.add_argument("--frames-png", metavar="FILE.png", help="the clip's frames at the events, skeleton drawn")
+    pi.add_argument("--backend", choices=("auto", "onnxruntime", "torch", "tensorrt"), default="auto")
+    pi.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    pi.add_argument("--threads", type=int, metavar="N", help="CPU threads per network")
+    pi.add_argument("--max-persons", type=int, default=4, metavar="N")
+    pi.add_argument("--tiles", default="1x1", metavar="COLSxROWS", help=TILES_HELP)
+    pi.add_argument("--fit", action="store_true", help=FIT_HELP)
+    pi.add_argument("--max-frames", type=int, metavar="N")
+    pi.add_argument("--no-progress", action="store_true")
+    pi.set_defaults(func=cmd_pitch)
 
     li = sub.add_parser("listen", help="subscribe to a ZeroMQ stream and print what arrives (seq, persons, latency)")
     li.add_argument("--zmq", default="tcp://127.0.0.1:5555", metavar="ADDR", help="publisher address")

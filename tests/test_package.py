@@ -16,10 +16,10 @@ PKG = REPO / "realtime_hmr"
 # layer of each module (path relative to the package, without .py); directories name all their modules
 LAYERS = {
     "types": 0, "config": 0, "timing": 0, "version": 0, "stream/schema": 0,
-    "capture": 1, "crop": 1, "track": 1, "filters": 1, "record": 1, "preview": 1, "body": 1, "metrics": 1,
+    "capture": 1, "crop": 1, "track": 1, "filters": 1, "record": 1, "preview": 1, "body": 1, "metrics": 1, "pitch": 1,
     "models": 2, "runtime": 2,
     "detect": 3, "landmarks": 3, "mesh": 3, "stream": 3,
-    "pipeline": 4, "live": 4,
+    "pipeline": 4, "live": 4, "offline": 4,
     "cli": 5, "__main__": 5, "__init__": 5, "api": 5, "bench": 5,
     "train": 6,  # the side layer: reproduces and evaluates artifacts; may use every layer below the entry points
 }
