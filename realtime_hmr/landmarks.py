@@ -11,6 +11,7 @@ image evidence for the mesh decoder.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -43,9 +44,21 @@ class Landmarks:
     presence: np.ndarray  # (N, 39)
     score: np.ndarray  # (N,)
     rois: list[Roi]
-    mask: np.ndarray | None = None  # (H, W) float32 in [0, 1], the max over persons
+    image_size: tuple[int, int] | None = None  # (W, H) of the frame, where the model segmented
     crop_masks: np.ndarray | None = None  # (N, h, w) float32 in [0, 1]: each person's mask in its ROI's crop
     features: np.ndarray | None = None  # (N, 20, 288) the net's last feature maps, where the model gives them
+
+    @functools.cached_property
+    def mask(self) -> np.ndarray | None:
+        """(H, W) float32 in [0, 1]: the persons' masks pasted into the frame (their maximum), made on first use
+        (each person's own mask, ``crop_masks``, is what the mesh fit reads)."""
+        if self.image_size is None or self.crop_masks is None:
+            return None
+        w, h = self.image_size
+        seg = np.zeros((h, w), np.float32)
+        for probs, roi in zip(self.crop_masks, self.rois, strict=True):
+            np.maximum(seg, uncrop_mask(probs, roi, (w, h)), out=seg)
+        return seg
 
     def next_rois(self, scale: float = 1.25) -> list[Roi]:
         """The ROI for the next frame from the two auxiliary landmarks (33: hip centre, 34: scale point)."""
@@ -119,8 +132,9 @@ class PoseLandmarker:
             raise ValueError("this landmark model has no segmentation output: load pose_landmark_full.onnx for masks")
         if not rois:
             z = np.zeros((0, 39, 3), np.float32)
+            size = (image_bgr.shape[1], image_bgr.shape[0]) if mask else None
             return Landmarks(z, z.copy(), np.zeros((0, 39), np.float32), np.zeros((0, 39), np.float32),
-                             np.zeros(0, np.float32), [], np.zeros(image_bgr.shape[:2], np.float32) if mask else None)
+                             np.zeros(0, np.float32), [], size, np.zeros((0, 1, 1), np.float32) if mask else None)
         n = len(rois)
         x = crops(image_bgr, rois, (SIZE, SIZE), border=BORDER)[..., ::-1].astype(np.float32) * (1.0 / 255.0)
         if self.cfg.flip_test:
@@ -141,17 +155,14 @@ class PoseLandmarker:
             c, s = np.cos(roi.rotation), np.sin(roi.rotation)
             wx, wy = world[i, :, 0].copy(), world[i, :, 1].copy()
             world[i, :, 0], world[i, :, 1] = c * wx - s * wy, s * wx + c * wy
-        seg = probs = None
+        size = probs = None
         if mask:
-            h, w = image_bgr.shape[:2]
-            seg = np.zeros((h, w), np.float32)
+            size = (image_bgr.shape[1], image_bgr.shape[0])
             probs = sigmoid(out["segmentation"][:n, ..., 0].astype(np.float32))
-            for i, roi in enumerate(rois):
-                np.maximum(seg, uncrop_mask(probs[i], roi, (w, h)), out=seg)
         feats = out.get("features")
         return Landmarks(image=image, world=world, visibility=sigmoid(raw[..., 3]), presence=sigmoid(raw[..., 4]),
-                         score=out["presence"].reshape(-1)[:n].astype(np.float32), rois=list(rois), mask=seg,
-                         crop_masks=probs,
+                         score=out["presence"].reshape(-1)[:n].astype(np.float32), rois=list(rois),
+                         image_size=size, crop_masks=probs,
                          features=None if feats is None else np.asarray(feats, np.float32))
 
 

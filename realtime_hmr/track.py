@@ -115,11 +115,16 @@ class PoseTracker:
         self.cfg = config or TrackerConfig()
         self.reset()
 
+    @property
+    def last_mask(self) -> np.ndarray | None:
+        """The last frame's persons' masks in one full-frame image (with ``mask``), pasted only when asked for."""
+        return None if self._last is None else self._last.mask
+
     def reset(self) -> None:
         self.tracks: list[Track] = []
         self.lost_tracks: list[tuple[int, Track]] = []  # (frame lost, track) for re-acquisition
         self.next_id, self.frame, self.since_detect, self.lost = 0, 0, 0, False
-        self.last_mask: np.ndarray | None = None
+        self._last = None  # the last frame's landmarks
         self.stats = {"frames": 0, "detector_runs": 0, "tracks_started": 0, "tracks_ended": 0, "tracks_reacquired": 0,
                       "bad_frames": 0}
 
@@ -155,7 +160,7 @@ class PoseTracker:
         t = self.frame / 30.0 if t is None else t
         cands = self._candidates(img)
         lm = self.landmarker(img, [roi for _, roi, _ in cands], mask=self.cfg.mask)
-        self.last_mask = lm.mask
+        self._last = lm
         boxes = lm.boxes()
         keep: list[tuple[Track, int]] = []
         for i, (track, _, _) in enumerate(cands):
