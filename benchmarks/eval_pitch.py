@@ -3,7 +3,8 @@
     python benchmarks/eval_pitch.py                 # writes benchmarks/results/eval_pitch.json
 
 ``realtime_hmr.train.pitch_clip`` renders the authored right-handed pitch (events and stride known by construction)
-at 240 fps, 640x480, seen from in front of the set position. The clip, and copies keeping every 2nd and 4th frame
+at 240 fps, 640x480, from each camera view (``--views``: from the side, facing the pitcher's chest at the set; from
+behind, down the target line). Each clip, and copies keeping every 2nd and 4th frame
 (120 and 60 fps), go through what the command runs (the tracker, the mesh model per frame, the analysis), as is and
 with ``--fit``. Each result is compared with:
 - the construction: the frame the lead foot is pinned (foot contact), the highest-knee keyframe (leg lift) and the
@@ -61,22 +62,32 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default="eval_pitch", help="results file name under benchmarks/results/")
     ap.add_argument("--rates", default="240,120,60", help="frame rates to score (240 divided by an integer)")
+    ap.add_argument("--views", default="side,behind", help="camera views (train.pitch_clip.VIEWS)")
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
 
-    from realtime_hmr import pitch as P
     from realtime_hmr.mesh import MeshRecovery
-    from realtime_hmr.offline import track_clip
     from realtime_hmr.train.pitch_clip import TIMES, make_clip
 
-    work = Path(tempfile.mkdtemp(prefix="pitch_clip_"))
-    meta = make_clip(work)
+    base = MeshRecovery.load(threads=a.threads)
+    results = {"clips": {}, "runs": {}}
+    for view in a.views.split(","):
+        work = Path(tempfile.mkdtemp(prefix="pitch_clip_"))
+        meta = make_clip(work, view=view)
+        results["clips"][view] = {k: meta[k] for k in ("size", "fps", "frames", "hand", "events_frame", "stride_m",
+                                                       "height_m", "camera", "seed", "command")}
+        run_view(a, view, work, meta, base, results["runs"])
+    results["phases_s"] = TIMES
+    print(write(a.name, results))
+
+
+def run_view(a, view: str, work: Path, meta: dict, base, runs: dict) -> None:
+    from realtime_hmr import pitch as P
+    from realtime_hmr.offline import track_clip
+
     gt = np.load(work / "pitch_gt.npz")
     names = [str(s) for s in gt["event_names"]]
     built = dict(zip(names, gt["events"].tolist(), strict=True))
-    base = MeshRecovery.load(threads=a.threads)
-    results = {"clip": {k: meta[k] for k in ("size", "fps", "frames", "hand", "events_frame", "stride_m", "height_m",
-                                             "camera", "seed", "command")}, "runs": {}}
     for rate in (float(r) for r in a.rates.split(",")):
         every = int(round(240.0 / rate))
         clip = work / "pitch.mp4"
@@ -88,7 +99,7 @@ def main(argv=None) -> None:
         ref_built = {"foot_contact_ms": round(1000.0 * (ref["events"]["foot_contact"]["frame"] * every
                                                         - built["contact"]) / 240.0, 1),
                      "stride_m": round(ref["metrics"]["stride_length_m"] - meta["stride_m"], 3)}
-        results["runs"][f"truth_{int(rate)}fps"] = {"vs_construction": ref_built, "report": {
+        runs[f"{view}_truth_{int(rate)}fps"] = {"vs_construction": ref_built, "report": {
             k: ref[k] for k in ("hand", "events", "metrics", "kinematic_sequence")}}
         for variant, mr in (("as_is", base), ("fit", base.variant(fit=True))):
             t0 = time.perf_counter()
@@ -111,10 +122,8 @@ def main(argv=None) -> None:
                 entry["vs_truth_analysed"] = compare(pred, ref, rate)
                 entry["report"] = {k: pred[k] for k in ("hand", "events", "metrics", "kinematic_sequence",
                                                         "limb_swaps_undone")}
-            results["runs"][f"{variant}_{int(rate)}fps"] = entry
-            print(variant, rate, entry.get("error") or entry["vs_construction"], flush=True)
-    results["phases_s"] = TIMES
-    print(write(a.name, results))
+            runs[f"{view}_{variant}_{int(rate)}fps"] = entry
+            print(view, variant, rate, entry.get("error") or entry["vs_construction"], flush=True)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,16 @@ relabelled, a 30 ms running median takes out single-frame jumps, and the joints 
 the cut-off defaults to 15 Hz and is capped at 0.4 x the frame rate.
 
 Events (frame indices into the input):
-- ``release``: the throwing wrist's peak speed; without the ball, the marker-free stand-in for ball release. The
-  throwing hand, unless given, is on the side opposite the lead leg: the leg whose knee rises furthest above the
-  other's (the leg lift), since legs are recovered far more steadily than an arm at full speed.
+- ``leg_lift``: the lead knee's highest point (the balance point). The lead leg is the one whose knee rises furthest
+  above the other's; the throwing hand, unless given, is on the other side (legs are recovered far more steadily
+  than an arm at full speed).
 - ``foot_contact``: the lead (glove-side) foot landing, found in the image (a body's place in the image is sharp;
-  its depth from one camera is not): once the lead ankle has covered 80 % of its way from leg lift to where it
-  stands at release, the frame within 120 ms where it brakes hardest (its speed falls fastest). A zero-lag filter
-  spreads a sudden stop evenly on both sides, so the steepest fall stays on the landing; a speed threshold would
-  lag it.
-- ``leg_lift``: the lead knee's highest point before foot contact (the balance point).
+  its depth from one camera is not): after its fastest point following leg lift, the lead ankle comes to rest (its
+  median speed over 100 ms under a quarter of that peak); the landing is the frame, within 100 ms of that, where it
+  brakes hardest (its speed falls fastest). A zero-lag filter spreads a sudden stop evenly on both sides, so the
+  steepest fall stays on the landing; a speed threshold would lag it.
+- ``release``: the throwing wrist's peak speed 60-400 ms after foot contact (what a delivery takes); without the
+  ball, the marker-free stand-in for ball release.
 - ``max_external_rotation``: the throwing shoulder's largest external rotation between foot contact and release.
 
 Metrics of the throwing arm and the trunk's turn (``INDICATIVE``, and the two arm events) are reported as indicative:
@@ -192,41 +193,42 @@ def analyze(joints: np.ndarray, up: np.ndarray = CAMERA_UP, *, fps: float, heigh
         return x[:, j] @ up
 
     # throwing hand: opposite the lead leg, the one whose knee rises highest above the other (the leg lift; legs
-    # are recovered far more steadily than a throwing arm in full speed), then release
+    # are recovered far more steadily than a throwing arm at full speed)
     if config.hand not in ("auto", "right", "left"):
         raise PitchError(f"hand must be auto, right or left, got {config.hand!r}")
     lift = height_of(J["left_knee"]) - height_of(J["right_knee"])
     hand = config.hand if config.hand != "auto" else ("right" if lift.max() >= -lift.min() else "left")
     glove = "left" if hand == "right" else "right"
-    speeds = {"right": speed(J["right_wrist"]), "left": speed(J["left_wrist"])}
-    wrist_speed = speeds[hand]
-    br = int(np.argmax(wrist_speed))
-    if wrist_speed[br] < config.min_wrist_speed:
-        raise PitchError(f"no throw: the {hand} wrist peaks at {wrist_speed[br]:.1f} m/s, under "
-                         f"{config.min_wrist_speed:g} m/s")
 
     def h(v):  # horizontal part
         return v - np.sum(v * up, -1, keepdims=True) * up
 
-    # leg lift and foot contact of the lead (glove-side) leg
-    knee_h = height_of(J[f"{glove}_knee"])
-    ll = int(np.argmax(knee_h[: br + 1]))
-    if ll >= br - 1:
-        raise PitchError("no leg lift before the release: the lead knee is highest at the release")
-    # foot contact in the image, where a body's place is sharp (its depth from one camera is not)
+    # leg lift: the lead knee's highest point
+    ll = int(np.argmax(height_of(J[f"{glove}_knee"])))
+    # foot contact, in the image, where a body's place is sharp (its depth from one camera is not): after its
+    # fastest point the lead ankle comes to rest (its median speed over 100 ms under a quarter of that); the
+    # landing is where it brakes hardest on the way
     ankle = image[:, J[f"{glove}_ankle"]]
-    to_go = np.linalg.norm(ankle - ankle[br], axis=-1)
-    close = np.flatnonzero(to_go[ll:br + 1] < 0.2 * to_go[ll])
-    if to_go[ll] < 0.02 or close.size == 0:
-        raise PitchError("no stride: the lead ankle hardly moves between leg lift and release")
-    near = ll + int(close[0])
-    w1 = min(br, near + max(2, int(round(0.12 * fps))))
-    braking = np.gradient(np.linalg.norm(np.gradient(ankle, dt, axis=0), axis=-1), dt)
-    fc = near + int(np.argmin(braking[near:w1 + 1]))  # the landing: the sharpest braking
+    a_speed = np.linalg.norm(np.gradient(ankle, dt, axis=0), axis=-1)
+    peak = ll + int(np.argmax(a_speed[ll:ll + int(fps)]))
+    run = max(2, int(round(0.1 * fps)))
+    rest = next((i for i in range(len(x) - peak - run + 1)
+                 if np.median(a_speed[peak + i:peak + i + run]) < 0.25 * a_speed[peak]), None)
+    if rest is None or a_speed[peak] * dt < 1e-4:
+        raise PitchError("no foot contact: after the leg lift the lead foot never comes to rest")
+    w0, w1 = max(peak, peak + rest - run), min(len(x) - 1, peak + rest + run)  # 100 ms either side of coming to rest
+    fc = w0 + int(np.argmin(np.gradient(a_speed, dt)[w0:w1 + 1]))
+    # release: the throwing wrist's fastest point in what a delivery takes after foot contact
     lo_ms, hi_ms = config.contact_to_release_ms
-    if not lo_ms <= 1000.0 * (br - fc) / fps <= hi_ms:
-        raise PitchError(f"not a pitch: {1000.0 * (br - fc) / fps:.0f} ms from the lead foot's landing to the "
-                         f"wrist's peak (a delivery takes {lo_ms:g}-{hi_ms:g} ms)")
+    r0, r1 = fc + int(round(lo_ms * fps / 1000.0)), min(len(x) - 1, fc + int(round(hi_ms * fps / 1000.0)))
+    if r1 <= r0:
+        raise PitchError(f"the clip ends {1000.0 * (len(x) - 1 - fc) / fps:.0f} ms after foot contact, before any "
+                         "release")
+    wrist_speed = speed(J[f"{hand}_wrist"])
+    br = r0 + int(np.argmax(wrist_speed[r0:r1 + 1]))
+    if wrist_speed[br] < config.min_wrist_speed:
+        raise PitchError(f"no throw: the {hand} wrist peaks at {wrist_speed[br]:.1f} m/s after foot contact, under "
+                         f"{config.min_wrist_speed:g} m/s")
 
     # the target line: the throwing wrist's horizontal direction at release
     wv = np.gradient(x[:, J[f"{hand}_wrist"]], dt, axis=0)[br]

@@ -122,8 +122,12 @@ def test_what_is_not_a_pitch_is_a_clear_error(motion):
     with pytest.raises(P.PitchError, match="too short"):
         P.analyze(Jc[:20], up, fps=FPS)
     still = np.repeat(Jc[:1], 200, axis=0)
-    with pytest.raises(P.PitchError, match="no throw"):
+    with pytest.raises(P.PitchError, match="no foot contact"):
         P.analyze(still, up, fps=FPS)
+    slow = Jc.copy()
+    slow[:, [20, 21, 22, 23]] = slow[:1, [20, 21, 22, 23]] + (slow[:, :1] - slow[:1, :1])  # hands carried along
+    with pytest.raises(P.PitchError, match="no throw"):
+        P.analyze(slow, up, fps=FPS)
     gap = Jc.copy()
     gap[100:160] = np.nan
     with pytest.raises(P.PitchError, match="missing for 60 frames"):

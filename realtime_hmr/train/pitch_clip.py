@@ -143,10 +143,15 @@ def motion_joints(body, m: PitchMotion) -> np.ndarray:
 
 
 SIZE, HFOV = (640, 480), 60.0
+# camera (eye, aim) per view, world metres: the pivot foot at the origin, the target along +X
+VIEWS = {
+    "side": ((0.6, -3.4, 1.1), (0.6, 0.0, 0.9)),  # across the stride, facing the pitcher's chest at the set
+    "behind": ((-3.2, 0.5, 1.3), (0.8, 0.0, 0.9)),  # behind the pitcher, looking down the target line
+}
 
 
-def make_clip(out: Path, fps: float = 240.0, seed: int = 5) -> dict:
-    """Render the pitch seen from the side (the throwing arm's side), as a coach films it."""
+def make_clip(out: Path, fps: float = 240.0, seed: int = 5, view: str = "side") -> dict:
+    """Render the pitch seen from ``view`` (``VIEWS``), as a coach films it."""
     import cv2
     import skimage.data
 
@@ -160,8 +165,10 @@ def make_clip(out: Path, fps: float = 240.0, seed: int = 5) -> dict:
     m = pitch_motion(body, fps, betas=betas)
     verts, _ = body.pose(m.rotations, m.translation, m.betas)
     verts[..., 2] -= np.percentile(verts[:, :, 2].min(1), 5)
-    eye = np.array([0.6, -3.4, 1.1])  # facing the set position, looking across the stride
-    Rc, tc = C.look_at(eye, np.array([0.6, 0.0, 0.9]))
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {sorted(VIEWS)}, got {view!r}")
+    eye, aim = (np.array(v, np.float64) for v in VIEWS[view])
+    Rc, tc = C.look_at(eye, aim)
     cam = C.Camera(C.intrinsics(HFOV, SIZE), Rc, tc, SIZE)
     renderer = RD.Renderer(body, SIZE, samples=4)
     app = RD.sample_appearance(rng, renderer.parts)
@@ -188,9 +195,9 @@ def make_clip(out: Path, fps: float = 240.0, seed: int = 5) -> dict:
                         stride=m.stride, height=height, betas=m.betas)
     meta = {"file": "pitch.mp4", "size": list(SIZE), "fps": fps, "frames": len(verts), "hand": m.hand,
             "events_frame": m.events, "stride_m": m.stride, "height_m": round(height, 4),
-            "camera": {"hfov_deg": HFOV, "eye": eye.tolist()}, "seed": seed,
+            "camera": {"view": view, "hfov_deg": HFOV, "eye": eye.tolist(), "aim": aim.tolist()}, "seed": seed,
             "bytes": mp4.stat().st_size, "sha256": hashlib.sha256(mp4.read_bytes()).hexdigest(),
-            "command": f"python -m realtime_hmr.train.pitch_clip --out {out} --fps {fps:g} --seed {seed}"}
+            "command": f"python -m realtime_hmr.train.pitch_clip --out {out} --fps {fps:g} --seed {seed} --view {view}"}
     (out / "pitch.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
@@ -200,9 +207,10 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="pitch_clip")
     ap.add_argument("--fps", type=float, default=240.0)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--view", choices=sorted(VIEWS), default="side")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    meta = make_clip(Path(a.out), a.fps, a.seed)
+    meta = make_clip(Path(a.out), a.fps, a.seed, a.view)
     log.info("wrote %s: %d frames, %.2f MB", Path(a.out) / meta["file"], meta["frames"], meta["bytes"] / 1e6)
 
 
