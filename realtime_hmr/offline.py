@@ -158,9 +158,10 @@ def event_sheet(tracks: Tracks, pid: int, events: dict[str, int], out: str | Pat
                     draw_skeleton(img, J, tracks.K)
                 s = width / img.shape[1]
                 img = cv2.resize(img, (width, round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
-                label = f"{wanted[n].replace('_', ' ')}  #{n}  {1000.0 * n / tracks.fps:.0f} ms"
-                cv2.putText(img, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-                cv2.putText(img, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+                label = f"{wanted[n].replace('_', ' ')}: frame {n}, {1000.0 * n / tracks.fps:.0f} ms"
+                (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
+                cv2.rectangle(img, (0, 0), (tw + 16, th + 16), (0, 0, 0), -1)
+                cv2.putText(img, label, (8, th + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
                 tiles[n] = img
             n += 1
     finally:

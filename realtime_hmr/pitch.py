@@ -323,7 +323,7 @@ def analyze(joints: np.ndarray, up: np.ndarray = CAMERA_UP, *, fps: float, heigh
             "trunk_forward_tilt_release_deg": r(fwd_tilt), "trunk_lateral_tilt_release_deg": r(lat_tilt),
             "arm_slot_release_deg": r(slot), "wrist_speed_release_m_s": r(wrist_speed[br], 2),
         },
-        "kinematic_sequence": {**sequence, "in_order": bool(order[0] <= order[1] <= order[2])},
+        "kinematic_sequence": {**sequence, "in_order": bool(order[0] < order[1] < order[2])},
         "indicative": list(INDICATIVE) + ["max_external_rotation", "release", "foot_contact_to_release",
                                            "foot_contact_to_max_external_rotation", "kinematic_sequence"],
         "curves": {"t_s": ((np.arange(len(x)) + offset) / fps).round(5), "pelvis_deg_s": omega_p.round(1),
