@@ -14,12 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime_hmr.body.names import SMPL24_PARENTS
 from realtime_hmr.capture import SourceError, open_source
+from realtime_hmr.preview import draw_skeleton, project
 
 log = logging.getLogger(__name__)
-# SMPL-24 bones for drawing (parent, child)
-SKELETON = ((0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11), (9, 12),
-            (12, 15), (9, 13), (9, 14), (13, 16), (14, 17), (16, 18), (17, 19), (18, 20), (19, 21))
+BONES = [(i, j) for i, j in enumerate(SMPL24_PARENTS) if j >= 0]
 
 
 @dataclass
@@ -126,19 +126,6 @@ def tracks_from_recording(path: str | Path, fps: float | None = None) -> Tracks:
     return tracks
 
 
-def draw_skeleton(image: np.ndarray, joints: np.ndarray, K: np.ndarray, colour=(40, 220, 255)) -> np.ndarray:
-    """The SMPL-24 skeleton of camera-space joints drawn over an image (in place)."""
-    uv = joints @ K.T
-    uv = uv[:, :2] / np.maximum(uv[:, 2:], 1e-6)
-    scale = max(1, round(image.shape[0] / 400))
-    for a, b in SKELETON:
-        cv2.line(image, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), colour,
-                 2 * scale, cv2.LINE_AA)
-    for p in uv:
-        cv2.circle(image, tuple(np.round(p).astype(int)), 2 * scale, (255, 255, 255), -1, cv2.LINE_AA)
-    return image
-
-
 def event_sheet(tracks: Tracks, pid: int, events: dict[str, int], out: str | Path, width: int = 480) -> None:
     """A strip of the clip's frames at ``events`` (name -> frame), the person's skeleton drawn over each."""
     if tracks.K is None:
@@ -153,9 +140,8 @@ def event_sheet(tracks: Tracks, pid: int, events: dict[str, int], out: str | Pat
                 break
             if n in wanted:
                 img = got[0].copy()
-                J = tracks.joints[pid][n]
-                if np.isfinite(J).all():
-                    draw_skeleton(img, J, tracks.K)
+                uv, ok = project(tracks.joints[pid][n], tracks.K)
+                draw_skeleton(img, uv, BONES, (255, 220, 40), ok)
                 s = width / img.shape[1]
                 img = cv2.resize(img, (width, round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
                 label = f"{wanted[n].replace('_', ' ')}: frame {n}, {1000.0 * n / tracks.fps:.0f} ms"
