@@ -359,6 +359,8 @@ def cmd_pitch(args) -> int:
     except ValueError:
         raise ValueError(f"--up: expected 'camera' or three numbers X,Y,Z in camera axes, got {args.up!r}") from None
     if Path(args.clip).suffix == ".npz":
+        if args.frames_png:
+            raise ValueError("--frames-png needs the video, not a recording")
         tracks = tracks_from_recording(args.clip, args.fps)
     else:
         from realtime_hmr.config import parse_tiles
@@ -398,8 +400,6 @@ def cmd_pitch(args) -> int:
         P.plot(report, args.plot)
         log.info("plot written to %s", args.plot)
     if args.frames_png:
-        if tracks.K is None:
-            raise ValueError("--frames-png needs the video, not a recording")
         events = {k: None if v is None else v["frame"] for k, v in report["events"].items()}
         event_sheet(tracks, pid, events, args.frames_png)
         log.info("event frames written to %s", args.frames_png)

@@ -166,6 +166,7 @@ def test_cli_on_a_recording(tmp_path, motion, capsys):
         assert plot.stat().st_size > 10_000
     assert main(["pitch", str(rec), "--person", "3"]) == 2  # no such person: a clear error
     assert main(["pitch", str(rec), "--up", "up"]) == 2
+    assert main(["pitch", str(rec), "--frames-png", str(tmp_path / "f.png")]) == 2  # a recording holds no images
 
 
 def test_cli_without_a_pitch_says_so(tmp_path, capsys):
