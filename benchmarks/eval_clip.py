@@ -90,8 +90,7 @@ def run_variant(mr, frames: list, K, smooth: bool, gt: dict, pelvis_2d: np.ndarr
     out = {"joints": np.full((F, P, 24, 3), np.nan), "verts": [[None] * P for _ in range(F)],
            "mpw": np.full((F, P, 33, 3), np.nan), "mp_ours": np.full((F, P, 33, 3), np.nan),
            "ok": np.zeros((F, P), bool)}
-    mr.tracker.reset()
-    mr._betas.clear()
+    mr.reset()
     smoother = Smoother()
     width = frames[0].shape[1]
     t0 = time.perf_counter()

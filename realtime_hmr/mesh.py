@@ -482,10 +482,14 @@ class MeshRecovery:
                   "sample_fit_px": fit}
         return mean_v, t.reshape(n, S, 3).mean(1), spread
 
+    def reset(self) -> None:
+        """Forget every track and its fitted shape: ids start again from 0 (a new clip, or a still image)."""
+        self.tracker.reset()
+        self._betas.clear()
+
     def __call__(self, image: np.ndarray, camera_matrix: np.ndarray | None = None) -> list:
         """One still image: every person found in it, each with a body."""
-        self.tracker.reset()  # ids start again from 0: nobody here is a track seen before, nor is their shape
-        self._betas.clear()
+        self.reset()  # nobody here is a track seen before, nor is their shape
         return self.recover(self.tracker(image), self.camera(image) if camera_matrix is None else camera_matrix)
 
     def stage(self, frame, persons: list) -> list:

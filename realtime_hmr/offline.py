@@ -53,8 +53,7 @@ def track_clip(source: str, mesh, *, fps: float | None = None, max_frames: int |
         raise SourceError(f"{source} does not say its frame rate: give it with --fps")
     total = getattr(src, "frame_count", None)
     total = min(total, max_frames) if total and max_frames else (max_frames or total)
-    mesh.tracker.reset()
-    mesh._betas.clear()
+    mesh.reset()
     rows: dict[int, dict[int, np.ndarray]] = {}
     K, n = None, 0
     bar = None
